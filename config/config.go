@@ -1,0 +1,227 @@
+// Package config loads the typed configuration of every process (worker,
+// starter, API) from environment variables, with defaults that match the
+// local stack started by scripts/stack.sh.
+//
+// Parsing is done by github.com/caarlos0/env; validation that needs more than
+// a type (ports in range, known TLS modes, a positive time scale) is ours and
+// names the variable and the bad value in its error. Secrets are typed
+// Secret so that printing a Config never shows them.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Secret is a string that never prints its value.
+type Secret string
+
+// String hides the value; use Value to read it.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the value from %#v as well.
+func (s Secret) GoString() string { return s.String() }
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+// Config is everything a process of this project can be told from outside.
+type Config struct {
+	Temporal Temporal
+	// DatabaseURL is the CRM database (PostgreSQL).
+	DatabaseURL Secret `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/lifecycle?sslmode=disable"`
+	SMTP        SMTP
+	// HTTPAddr is where the HTTP API listens.
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	// MetricsAddr is where the worker serves Prometheus metrics; empty disables.
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9090"`
+	// PublicBaseURL is the address customers reach the API at; unsubscribe
+	// links in emails point here.
+	PublicBaseURL string `env:"PUBLIC_BASE_URL" envDefault:"http://127.0.0.1:8080"`
+	// UnsubscribeSecret signs the per-customer one-click unsubscribe links.
+	UnsubscribeSecret Secret `env:"UNSUBSCRIBE_SECRET" envDefault:"dev-only-unsubscribe-secret"`
+	// APISecret authenticates callers of the HTTP API.
+	APISecret Secret `env:"API_SECRET" envDefault:"dev-only-api-secret"`
+	// CampaignDir holds the campaign definition files (*.yaml). Empty uses
+	// the campaigns built into the binary.
+	CampaignDir string `env:"CAMPAIGN_DIR"`
+	// TimeScale compresses journey time: with 86400, one journey day lasts
+	// one second. 1 is real time. The demo uses a large value.
+	TimeScale float64 `env:"TIME_SCALE" envDefault:"1"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// Temporal says where the workflow engine is.
+type Temporal struct {
+	Address   string `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
+	Namespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+	TaskQueue string `env:"TEMPORAL_TASK_QUEUE" envDefault:"lifecycle"`
+}
+
+// SMTP says how email leaves the system.
+type SMTP struct {
+	Host     string `env:"SMTP_HOST" envDefault:"127.0.0.1"`
+	Port     int    `env:"SMTP_PORT" envDefault:"1025"`
+	Username string `env:"SMTP_USERNAME"`
+	Password Secret `env:"SMTP_PASSWORD"`
+	// TLSMode is none, starttls (required), opportunistic or tls (implicit).
+	TLSMode  string `env:"SMTP_TLS_MODE" envDefault:"none"`
+	From     string `env:"SMTP_FROM" envDefault:"hello@lifecycle.example"`
+	FromName string `env:"SMTP_FROM_NAME" envDefault:"Lifecycle Demo"`
+	// Connections is how many SMTP connections a worker keeps open.
+	Connections int           `env:"SMTP_CONNECTIONS" envDefault:"4"`
+	Timeout     time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+}
+
+// TLSModes lists the accepted SMTP_TLS_MODE values.
+var TLSModes = []string{"none", "opportunistic", "starttls", "tls"}
+
+// Load reads the environment and validates it.
+func Load() (Config, error) {
+	return parse(env.Options{})
+}
+
+// LoadFrom reads the given variables instead of the process environment
+// (tests, and tools that compose environments).
+func LoadFrom(vars map[string]string) (Config, error) {
+	return parse(env.Options{Environment: vars})
+}
+
+func parse(opts env.Options) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", nameVariables(err))
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks what types alone cannot; each error names the variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, value, why string) {
+		errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why))
+	}
+	if err := hostPort(c.Temporal.Address); err != nil {
+		bad("TEMPORAL_ADDRESS", c.Temporal.Address, err.Error())
+	}
+	if strings.TrimSpace(c.Temporal.Namespace) == "" {
+		bad("TEMPORAL_NAMESPACE", c.Temporal.Namespace, "must not be empty")
+	}
+	if strings.TrimSpace(c.Temporal.TaskQueue) == "" {
+		bad("TEMPORAL_TASK_QUEUE", c.Temporal.TaskQueue, "must not be empty")
+	}
+	if u, err := url.Parse(c.DatabaseURL.Value()); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// The value may hold a password: name the variable, not the value.
+		errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
+	}
+	if c.SMTP.Host == "" {
+		bad("SMTP_HOST", c.SMTP.Host, "must not be empty")
+	}
+	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
+		bad("SMTP_PORT", strconv.Itoa(c.SMTP.Port), "must be a port between 1 and 65535")
+	}
+	if !slices.Contains(TLSModes, c.SMTP.TLSMode) {
+		bad("SMTP_TLS_MODE", c.SMTP.TLSMode, "must be one of "+strings.Join(TLSModes, ", "))
+	}
+	if !strings.Contains(c.SMTP.From, "@") || strings.ContainsAny(c.SMTP.From, "\r\n") {
+		bad("SMTP_FROM", c.SMTP.From, "must be an email address")
+	}
+	if strings.ContainsAny(c.SMTP.FromName, "\r\n") {
+		bad("SMTP_FROM_NAME", c.SMTP.FromName, "must not contain line breaks")
+	}
+	if c.SMTP.Connections < 1 {
+		bad("SMTP_CONNECTIONS", strconv.Itoa(c.SMTP.Connections), "must be at least 1")
+	}
+	if c.SMTP.Timeout <= 0 {
+		bad("SMTP_TIMEOUT", c.SMTP.Timeout.String(), "must be positive")
+	}
+	if err := hostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", c.HTTPAddr, err.Error())
+	}
+	if c.MetricsAddr != "" {
+		if err := hostPort(c.MetricsAddr); err != nil {
+			bad("METRICS_ADDR", c.MetricsAddr, err.Error())
+		}
+	}
+	if u, err := url.Parse(c.PublicBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("PUBLIC_BASE_URL", c.PublicBaseURL, "must be an http(s) URL")
+	}
+	if len(c.UnsubscribeSecret.Value()) < 16 {
+		errs = append(errs, errors.New("UNSUBSCRIBE_SECRET: must be at least 16 characters"))
+	}
+	if len(c.APISecret.Value()) < 16 {
+		errs = append(errs, errors.New("API_SECRET: must be at least 16 characters"))
+	}
+	if !(c.TimeScale >= 1) {
+		bad("TIME_SCALE", strconv.FormatFloat(c.TimeScale, 'g', -1, 64), "must be a number >= 1 (1 is real time)")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error")
+	}
+	return errors.Join(errs...)
+}
+
+func hostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port must be a number between 0 and 65535")
+	}
+	return nil
+}
+
+// nameVariables rewrites the library's parse errors, which name the Go
+// field ("Port"), so that they name the environment variable and the value
+// instead ("SMTP_PORT: ..."). Field names are unique across Config.
+func nameVariables(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	vars := map[string]string{}
+	collectVars(reflect.TypeOf(Config{}), vars)
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) && vars[pe.Name] != "" {
+			out = append(out, fmt.Errorf("%s: must be a %s: %w", vars[pe.Name], pe.Type, pe.Err))
+			continue
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+func collectVars(t reflect.Type, vars map[string]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" && f.Type != reflect.TypeOf(time.Duration(0)) {
+			collectVars(f.Type, vars)
+			continue
+		}
+		if name := f.Tag.Get("env"); name != "" {
+			vars[f.Name] = name
+		}
+	}
+}

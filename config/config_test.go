@@ -1,0 +1,80 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultsMatchTheLocalStack(t *testing.T) {
+	c, err := LoadFrom(map[string]string{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:7233", c.Temporal.Address)
+	assert.Equal(t, "default", c.Temporal.Namespace)
+	assert.Equal(t, "lifecycle", c.Temporal.TaskQueue)
+	assert.Equal(t, 1025, c.SMTP.Port)
+	assert.Equal(t, "none", c.SMTP.TLSMode)
+	assert.Equal(t, 1.0, c.TimeScale)
+}
+
+func TestOverridesFromEnvironment(t *testing.T) {
+	c, err := LoadFrom(map[string]string{
+		"TEMPORAL_ADDRESS": "temporal:7233", "SMTP_PORT": "2525", "SMTP_TLS_MODE": "starttls",
+		"TIME_SCALE": "21600", "DATABASE_URL": "postgres://u:p@db:5432/crm",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "temporal:7233", c.Temporal.Address)
+	assert.Equal(t, 2525, c.SMTP.Port)
+	assert.Equal(t, "starttls", c.SMTP.TLSMode)
+	assert.Equal(t, 21600.0, c.TimeScale)
+	assert.Equal(t, "postgres://u:p@db:5432/crm", c.DatabaseURL.Value())
+}
+
+func TestErrorsNameTheVariableAndValue(t *testing.T) {
+	cases := map[string][2]string{
+		"SMTP_PORT":        {"70000", `SMTP_PORT="70000"`},
+		"SMTP_TLS_MODE":    {"maybe", `SMTP_TLS_MODE="maybe"`},
+		"TEMPORAL_ADDRESS": {"nohostport", `TEMPORAL_ADDRESS="nohostport"`},
+		"TIME_SCALE":       {"0.5", `TIME_SCALE="0.5"`},
+		"LOG_LEVEL":        {"loud", `LOG_LEVEL="loud"`},
+		"SMTP_FROM":        {"not-an-address", `SMTP_FROM="not-an-address"`},
+		"PUBLIC_BASE_URL":  {"ftp://x", `PUBLIC_BASE_URL="ftp://x"`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadFrom(map[string]string{name: tc[0]})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc[1])
+		})
+	}
+}
+
+func TestUnparseableValueNamesTheVariable(t *testing.T) {
+	_, err := LoadFrom(map[string]string{"SMTP_PORT": "twenty-five"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "SMTP_PORT")
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	c, err := LoadFrom(map[string]string{
+		"SMTP_PASSWORD": "hunter2-smtp", "API_SECRET": "api-secret-0123456789",
+		"UNSUBSCRIBE_SECRET": "unsub-secret-0123456789", "DATABASE_URL": "postgres://u:dbpass@db/crm",
+	})
+	require.NoError(t, err)
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(format, c)
+		for _, secret := range []string{"hunter2-smtp", "api-secret-0123456789", "unsub-secret-0123456789", "dbpass"} {
+			assert.False(t, strings.Contains(out, secret), "format %s printed a secret", format)
+		}
+	}
+}
+
+func TestBadDatabaseURLDoesNotEchoIt(t *testing.T) {
+	_, err := LoadFrom(map[string]string{"DATABASE_URL": "mysql://u:topsecret@db/x"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DATABASE_URL")
+	assert.NotContains(t, err.Error(), "topsecret")
+}

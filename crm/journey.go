@@ -1,0 +1,188 @@
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Transition is one stage change of a customer's journey. Key is the
+// idempotency key (for example "<workflow id>/<step>/to-<stage>").
+type Transition struct {
+	Key        string
+	CustomerID string
+	From       string // empty for the first stage
+	To         string
+	Reason     string
+	// CampaignID and CampaignVersion, when CampaignID is set, are the
+	// campaign version the journey runs on from this transition on.
+	CampaignID      string
+	CampaignVersion string
+	// At is when the journey changed stage (workflow time); zero means now.
+	At time.Time
+}
+
+func (t Transition) validate() error {
+	if err := requireText("transition_key", t.Key); err != nil {
+		return err
+	}
+	if err := requireText("customer_id", t.CustomerID); err != nil {
+		return err
+	}
+	if err := validStage("from_stage", t.From, true); err != nil {
+		return err
+	}
+	if err := validStage("to_stage", t.To, false); err != nil {
+		return err
+	}
+	if t.To == StageErased {
+		return invalid("to_stage", "%q is set by Erase only", t.To)
+	}
+	return nil
+}
+
+// RecordTransition records the stage change and, in the same transaction,
+// sets contacts.stage (and the campaign version, when given). The contact
+// must exist (ErrNotFound) and not be erased (ErrErased). A retry with the
+// same key changes nothing. A transition older than the stage the contact
+// already has (a delayed retry) is kept in the history but does not move
+// the contact's stage back.
+func (s *Store) RecordTransition(ctx context.Context, t Transition) error {
+	if err := t.validate(); err != nil {
+		return fmt.Errorf("record transition %q: %w", t.Key, err)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		const byKey = `SELECT customer_id FROM stage_transitions WHERE transition_key = $1`
+		if done, err := guardContact(ctx, tx, t.CustomerID, byKey, t.Key); done || err != nil {
+			return err
+		}
+		var at time.Time
+		err := tx.QueryRow(ctx, `
+INSERT INTO stage_transitions (transition_key, customer_id, from_stage, to_stage, reason, campaign_id, campaign_version, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()))
+ON CONFLICT (transition_key) DO NOTHING
+RETURNING at`, t.Key, t.CustomerID, t.From, t.To, t.Reason, t.CampaignID, t.CampaignVersion, nullTime(t.At)).Scan(&at)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyRetry(ctx, tx, byKey, t.Key, t.CustomerID)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+UPDATE contacts SET
+    stage = $2,
+    stage_changed_at = $3,
+    campaign_id = CASE WHEN $4 = '' THEN campaign_id ELSE $4 END,
+    campaign_version = CASE WHEN $4 = '' THEN campaign_version ELSE $5 END,
+    updated_at = now()
+WHERE customer_id = $1 AND (stage_changed_at IS NULL OR stage_changed_at <= $3)`,
+			t.CustomerID, t.To, at, t.CampaignID, t.CampaignVersion)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record transition %q: %w", t.Key, err)
+	}
+	return nil
+}
+
+// ScoreEntry is one lead-score change: the new Score with its Behaviour
+// (engagement points) and Fit (profile points) parts and why it changed.
+type ScoreEntry struct {
+	Key        string
+	CustomerID string
+	Score      int
+	Behaviour  int
+	Fit        int
+	Reason     string
+	// At is when the score changed (workflow time); zero means now.
+	At time.Time
+}
+
+func (e ScoreEntry) validate() error {
+	if err := requireText("score_key", e.Key); err != nil {
+		return err
+	}
+	return requireText("customer_id", e.CustomerID)
+}
+
+// RecordScore records the score change and, in the same transaction, sets
+// contacts.score, unless the contact already has a newer score. The
+// contact must exist (ErrNotFound) and not be erased (ErrErased). A retry
+// with the same key changes nothing.
+func (s *Store) RecordScore(ctx context.Context, e ScoreEntry) error {
+	if err := e.validate(); err != nil {
+		return fmt.Errorf("record score %q: %w", e.Key, err)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		const byKey = `SELECT customer_id FROM score_history WHERE score_key = $1`
+		if done, err := guardContact(ctx, tx, e.CustomerID, byKey, e.Key); done || err != nil {
+			return err
+		}
+		var at time.Time
+		err := tx.QueryRow(ctx, `
+INSERT INTO score_history (score_key, customer_id, score, behaviour, fit, reason, at)
+VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()))
+ON CONFLICT (score_key) DO NOTHING
+RETURNING at`, e.Key, e.CustomerID, e.Score, e.Behaviour, e.Fit, e.Reason, nullTime(e.At)).Scan(&at)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyRetry(ctx, tx, byKey, e.Key, e.CustomerID)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+UPDATE contacts SET score = $2, score_changed_at = $3, updated_at = now()
+WHERE customer_id = $1 AND (score_changed_at IS NULL OR score_changed_at <= $3)`,
+			e.CustomerID, e.Score, at)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record score %q: %w", e.Key, err)
+	}
+	return nil
+}
+
+// guardContact locks the contact row for the rest of the transaction (so
+// that Erase and the write are serialised) and checks that it exists
+// (ErrNotFound) and is not erased (ErrErased). A retry of a write made
+// before the erasure (byKey finds the key, for the same customer) is still
+// a success: done is true and there is nothing left to do.
+func guardContact(ctx context.Context, tx pgx.Tx, customerID, byKey, key string) (done bool, err error) {
+	var erasedAt *time.Time
+	err = tx.QueryRow(ctx, `SELECT erased_at FROM contacts WHERE customer_id = $1 FOR UPDATE`, customerID).Scan(&erasedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("contact %q: %w", customerID, ErrNotFound)
+	}
+	if err != nil {
+		return false, err
+	}
+	if erasedAt == nil {
+		return false, nil
+	}
+	var owner string
+	err = tx.QueryRow(ctx, byKey, key).Scan(&owner)
+	if err == nil && owner == customerID {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, err
+	}
+	return false, fmt.Errorf("contact %q: %w", customerID, ErrErased)
+}
+
+// keyRetry is called when an INSERT … ON CONFLICT DO NOTHING wrote nothing:
+// the key exists. For the same customer that is a retry (success); for
+// another customer the caller derived the key wrongly.
+func keyRetry(ctx context.Context, tx pgx.Tx, query, key, customerID string) error {
+	var got string
+	if err := tx.QueryRow(ctx, query, key).Scan(&got); err != nil {
+		return err
+	}
+	if got != customerID {
+		return fmt.Errorf("%w: key %q belongs to customer %q", ErrKeyConflict, key, got)
+	}
+	return nil
+}

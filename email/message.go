@@ -1,0 +1,255 @@
+package email
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// Message categories.
+const (
+	// CategoryMarketing is mail a customer can opt out of; it must carry an
+	// UnsubscribeURL and gets RFC 8058 one-click unsubscribe headers.
+	CategoryMarketing = "marketing"
+	// CategoryTransactional is mail the customer needs regardless of
+	// marketing consent (receipts, owner notifications, ...).
+	CategoryTransactional = "transactional"
+)
+
+// Message is one email to one recipient.
+type Message struct {
+	// MessageID becomes the Message-ID header. Derive it from the send's
+	// idempotency key with MessageIDFor, so a retried send carries the same
+	// ID. With or without angle brackets. Required.
+	MessageID string
+	// To is the bare recipient address ("jane@example.com"); the display
+	// name goes into ToName.
+	To     string
+	ToName string
+	// Subject must not be empty.
+	Subject string
+	// Text and HTML are the two bodies; with both set the message is
+	// multipart/alternative. At least one is required.
+	Text, HTML string
+	// UnsubscribeURL is the one-click unsubscribe link (Signer.UnsubscribeURL);
+	// required for marketing mail, optional for transactional mail.
+	UnsubscribeURL string
+	// Category is CategoryMarketing or CategoryTransactional.
+	Category string
+	// Headers are extra headers; names must start with "X-" (e.g.
+	// X-Journey-Step, X-Campaign-Version).
+	Headers map[string]string
+}
+
+// MessageIDFor derives the Message-ID for an idempotency key:
+// "<" + first 32 hex digits of sha256(key) + "@" + domain of fromAddress + ">".
+// The same key always gives the same ID. fromAddress may be a bare address
+// or "Name <addr>"; without a domain, "localhost" is used.
+func MessageIDFor(key, fromAddress string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "<" + hex.EncodeToString(sum[:])[:32] + "@" + domainOf(fromAddress) + ">"
+}
+
+func domainOf(address string) string {
+	if a, err := mail.ParseAddress(address); err == nil {
+		address = a.Address
+	}
+	i := strings.LastIndexByte(address, '@')
+	if i < 0 || i == len(address)-1 {
+		return "localhost"
+	}
+	return strings.ToLower(strings.TrimRight(address[i+1:], ">"))
+}
+
+// lineProblem says what is wrong with a value that goes into a header line
+// ("" when nothing is): CR, LF and the other control characters except tab
+// could break out of the line and inject headers.
+func lineProblem(v string) string {
+	for _, r := range v {
+		switch {
+		case r == '\r' || r == '\n':
+			return "contains a line break (CR or LF); it could inject headers"
+		case r == '\t':
+		case r < 0x20 || r == 0x7f:
+			return fmt.Sprintf("contains the control character %U", r)
+		}
+	}
+	return ""
+}
+
+func checkLine(field, v string) error {
+	if p := lineProblem(v); p != "" {
+		return invalid(field, "%s", p)
+	}
+	return nil
+}
+
+// bareAddress accepts "local@domain" only (no display name, no brackets),
+// as net/mail parses it; problem says why v was refused.
+func bareAddress(v string) (addr, problem string) {
+	if p := lineProblem(v); p != "" {
+		return "", p
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", "is empty"
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil {
+		return "", fmt.Sprintf("%q is not a valid email address: %v", v, err)
+	}
+	if a.Name != "" || a.Address != v {
+		return "", fmt.Sprintf("%q must be a bare address like jane@example.com (the display name goes in its own field)", v)
+	}
+	return a.Address, ""
+}
+
+// normalizeMessageID returns id without angle brackets after checking it is
+// a single local@domain token.
+func normalizeMessageID(id string) (string, error) {
+	const field = "MessageID"
+	if err := checkLine(field, id); err != nil {
+		return "", err
+	}
+	id = strings.TrimSpace(id)
+	if strings.HasPrefix(id, "<") && strings.HasSuffix(id, ">") {
+		id = id[1 : len(id)-1]
+	}
+	if id == "" {
+		return "", invalid(field, "is empty; derive it from the idempotency key with email.MessageIDFor")
+	}
+	if len(id) > 250 {
+		return "", invalid(field, "is longer than 250 characters")
+	}
+	at := strings.IndexByte(id, '@')
+	if at <= 0 || at == len(id)-1 || strings.Count(id, "@") != 1 {
+		return "", invalid(field, "%q must look like local@domain", id)
+	}
+	for _, r := range id {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`<>()[]\,;:"`, r) {
+			return "", invalid(field, "%q contains %q", id, r)
+		}
+	}
+	return id, nil
+}
+
+func checkUnsubscribeURL(v string) error {
+	const field = "UnsubscribeURL"
+	if err := checkLine(field, v); err != nil {
+		return err
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return invalid(field, "%q is not a URL: %v", v, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalid(field, "%q must be an absolute http(s) URL", v)
+	}
+	if strings.ContainsAny(v, " <>,") {
+		return invalid(field, "%q must not contain spaces, '<', '>' or ','", v)
+	}
+	return nil
+}
+
+// checkHeaderName accepts X- names made of letters, digits and dashes.
+func checkHeaderName(name string) error {
+	field := "Headers[" + name + "]"
+	if err := checkLine(field, name); err != nil {
+		return err
+	}
+	if len(name) < 3 || !strings.EqualFold(name[:2], "x-") {
+		return invalid(field, "is not an extra header: names must start with \"X-\"")
+	}
+	for _, r := range name {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return invalid(field, "has an invalid name: only letters, digits and '-' are allowed")
+		}
+	}
+	return nil
+}
+
+// build validates m and turns it into a go-mail message from the sender's
+// From header. Every error is a *PermanentError wrapping ErrInvalidMessage.
+func build(m Message, from *mail.Address) (*gomail.Msg, error) {
+	to, problem := bareAddress(m.To)
+	if problem != "" {
+		return nil, invalid("To", "%s", problem)
+	}
+	if err := checkLine("ToName", m.ToName); err != nil {
+		return nil, err
+	}
+	if err := checkLine("Subject", m.Subject); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(m.Subject) == "" {
+		return nil, invalid("Subject", "is empty")
+	}
+	msgID, err := normalizeMessageID(m.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	switch m.Category {
+	case CategoryMarketing:
+		if m.UnsubscribeURL == "" {
+			return nil, invalid("UnsubscribeURL", "is required for marketing mail (RFC 8058 one-click unsubscribe)")
+		}
+	case CategoryTransactional:
+	default:
+		return nil, invalid("Category", "is %q; want %q or %q", m.Category, CategoryMarketing, CategoryTransactional)
+	}
+	if m.UnsubscribeURL != "" {
+		if err := checkUnsubscribeURL(m.UnsubscribeURL); err != nil {
+			return nil, err
+		}
+	}
+	if m.Text == "" && m.HTML == "" {
+		return nil, invalid("Text", "and HTML are both empty")
+	}
+	names := make([]string, 0, len(m.Headers))
+	for name, value := range m.Headers {
+		if err := checkHeaderName(name); err != nil {
+			return nil, err
+		}
+		if err := checkLine("Headers["+name+"]", value); err != nil {
+			return nil, err
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	// mail.Address.String quotes and RFC 2047-encodes names as needed, so
+	// commas, quotes and non-ASCII letters in names are safe.
+	if err := msg.From(from.String()); err != nil {
+		return nil, invalid("From", "%v", err)
+	}
+	if err := msg.To((&mail.Address{Name: m.ToName, Address: to}).String()); err != nil {
+		return nil, invalid("To", "%v", err)
+	}
+	msg.Subject(m.Subject)
+	msg.SetMessageIDWithValue(msgID)
+	msg.SetDate()
+	if m.UnsubscribeURL != "" {
+		msg.SetListUnsubscribe(m.UnsubscribeURL)
+		msg.SetListUnsubscribePost()
+	}
+	for _, name := range names {
+		msg.SetGenHeader(gomail.Header(name), m.Headers[name])
+	}
+	switch {
+	case m.Text != "" && m.HTML != "":
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	case m.Text != "":
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	default:
+		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+	}
+	return msg, nil
+}
