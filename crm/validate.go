@@ -44,6 +44,8 @@ var LeadSources = []string{LeadCurrentCustomer, LeadReferral, LeadConnected, Lea
 
 // Journey stages (the JourneyStage search attribute) and the two exits.
 const (
+	// StagePending: events arrived before the signup (see workflows).
+	StagePending      = "pending"
 	StageTrial        = "trial"
 	StageNurture      = "nurture"
 	StageSales        = "sales"
@@ -56,7 +58,7 @@ const (
 )
 
 // Stages lists the valid stages.
-var Stages = []string{StageTrial, StageNurture, StageSales, StageOnboarding, StageActive, StageAtRisk, StageChurned, StageUnsubscribed, StageErased}
+var Stages = []string{StagePending, StageTrial, StageNurture, StageSales, StageOnboarding, StageActive, StageAtRisk, StageChurned, StageUnsubscribed, StageErased}
 
 // Handoff statuses.
 const (

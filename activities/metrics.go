@@ -1,0 +1,45 @@
+package activities
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the project's own counters, served by the worker next to the
+// Temporal SDK's metrics. A nil *Metrics counts nothing (tests, tools).
+type Metrics struct {
+	emails    *prometheus.CounterVec
+	crmWrites *prometheus.CounterVec
+}
+
+// NewMetrics registers the counters with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifecycle_emails_total",
+			Help: "Journey emails by outcome: sent, duplicate (an earlier attempt sent it), suppressed, failed.",
+		}, []string{"outcome"}),
+		crmWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifecycle_crm_writes_total",
+			Help: "CRM writes by operation and result (ok or error).",
+		}, []string{"op", "result"}),
+	}
+	reg.MustRegister(m.emails, m.crmWrites)
+	return m
+}
+
+func (m *Metrics) email(outcome string) {
+	if m != nil {
+		m.emails.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) crmWrite(op string, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.crmWrites.WithLabelValues(op, result).Inc()
+}

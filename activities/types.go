@@ -1,0 +1,159 @@
+package activities
+
+import (
+	"time"
+
+	"github.com/acme/lifecycle/campaign"
+)
+
+// LoadCampaignInput names a campaign version; Latest takes the newest.
+type LoadCampaignInput struct {
+	ID      string `json:"id"`
+	Version string `json:"version,omitempty"`
+	Latest  bool   `json:"latest,omitempty"`
+}
+
+// Contact is the profile a journey keeps in the CRM.
+type Contact struct {
+	CustomerID         string `json:"customer_id"`
+	Email              string `json:"email"`
+	FirstName          string `json:"first_name,omitempty"`
+	LastName           string `json:"last_name,omitempty"`
+	Company            string `json:"company,omitempty"`
+	Role               string `json:"role,omitempty"`
+	CompanySize        int    `json:"company_size,omitempty"`
+	TimeZone           string `json:"time_zone,omitempty"`
+	LeadSource         string `json:"lead_source,omitempty"`
+	OwnerEmail         string `json:"owner_email,omitempty"`
+	DeliveryOwnerEmail string `json:"delivery_owner_email,omitempty"`
+	CampaignID         string `json:"campaign_id,omitempty"`
+	CampaignVersion    string `json:"campaign_version,omitempty"`
+}
+
+// ScoreLeadInput asks for the fit score of a contact under a campaign's
+// rules.
+type ScoreLeadInput struct {
+	CustomerID      string `json:"customer_id"`
+	CampaignID      string `json:"campaign_id"`
+	CampaignVersion string `json:"campaign_version"`
+}
+
+// FitScore is the profile part of a lead score.
+type FitScore struct {
+	Points  int               `json:"points"`
+	Reasons []campaign.Reason `json:"reasons,omitempty"`
+}
+
+// EventRecord is an event as the CRM event log keeps it.
+type EventRecord struct {
+	ID            string         `json:"id"`
+	Type          string         `json:"type"`
+	At            time.Time      `json:"at"`
+	Properties    map[string]any `json:"properties,omitempty"`
+	IgnoredReason string         `json:"ignored_reason,omitempty"`
+}
+
+// RecordEventsInput is a batch of a customer's events and, when it changed,
+// the score after them.
+type RecordEventsInput struct {
+	CustomerID string        `json:"customer_id"`
+	Events     []EventRecord `json:"events"`
+}
+
+// RecordEventsResult lists the event IDs the CRM had not seen before: the
+// CRM's event log is the dedupe ledger that outlives the journey's bounded
+// in-memory window.
+type RecordEventsResult struct {
+	New []string `json:"new"`
+}
+
+// ScoreInput records a score in the CRM's score history.
+type ScoreInput struct {
+	Key        string    `json:"key"`
+	CustomerID string    `json:"customer_id"`
+	Score      int       `json:"score"`
+	Behaviour  int       `json:"behaviour"`
+	Fit        int       `json:"fit"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`
+}
+
+// TransitionInput records a stage change.
+type TransitionInput struct {
+	Key             string         `json:"key"`
+	CustomerID      string         `json:"customer_id"`
+	From            campaign.Stage `json:"from"`
+	To              campaign.Stage `json:"to"`
+	Reason          string         `json:"reason"`
+	At              time.Time      `json:"at"`
+	CampaignID      string         `json:"campaign_id"`
+	CampaignVersion string         `json:"campaign_version"`
+}
+
+// SendEmailInput is one email of a journey step. Key is the idempotency key:
+// one email per key, ever.
+type SendEmailInput struct {
+	Key             string                `json:"key"`
+	CustomerID      string                `json:"customer_id"`
+	To              string                `json:"to"`
+	ToName          string                `json:"to_name,omitempty"`
+	CampaignID      string                `json:"campaign_id"`
+	CampaignVersion string                `json:"campaign_version"`
+	Template        string                `json:"template"`
+	Step            string                `json:"step"`
+	Data            campaign.TemplateData `json:"data"`
+}
+
+// Send outcomes.
+const (
+	SendSent       = "sent"       // accepted by SMTP now
+	SendDuplicate  = "duplicate"  // an earlier attempt already sent it
+	SendSuppressed = "suppressed" // unsubscribed, bounced or erased
+	SendFailed     = "failed"     // permanently refused; recorded, not retried
+)
+
+// SendEmailResult says what happened to a send.
+type SendEmailResult struct {
+	Status    string `json:"status"`
+	MessageID string `json:"message_id,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// HandoffInput hands a lead to sales.
+type HandoffInput struct {
+	Key        string            `json:"key"`
+	CustomerID string            `json:"customer_id"`
+	Score      int               `json:"score"`
+	Reasons    []campaign.Reason `json:"reasons"`
+	OwnerEmail string            `json:"owner_email"`
+	SLADue     time.Time         `json:"sla_due"`
+}
+
+// HandoffStatusInput moves a handoff along: accepted, escalated, won, lost,
+// rejected.
+type HandoffStatusInput struct {
+	Key    string `json:"key"`
+	Status string `json:"status"`
+}
+
+// TaskInput is a CRM task for an account owner.
+type TaskInput struct {
+	Key        string    `json:"key"`
+	CustomerID string    `json:"customer_id"`
+	OwnerEmail string    `json:"owner_email"`
+	Kind       string    `json:"kind"`
+	Title      string    `json:"title"`
+	DueAt      time.Time `json:"due_at"`
+}
+
+// SuppressInput stops mail to an address.
+type SuppressInput struct {
+	CustomerID string `json:"customer_id"`
+	Email      string `json:"email"`
+	Reason     string `json:"reason"`
+}
+
+// EraseInput deletes a customer's personal data.
+type EraseInput struct {
+	CustomerID string `json:"customer_id"`
+}

@@ -1,0 +1,100 @@
+// Package workerapp assembles a journey worker from a configuration: the CRM
+// store (created and migrated), the campaign registry, the SMTP pool, the
+// Temporal worker with the workflow and activities registered. The worker
+// command and the end-to-end tests both build their worker here, so the tests
+// run exactly what production runs.
+package workerapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/lifecycle/activities"
+	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/email"
+	"github.com/acme/lifecycle/workflows"
+)
+
+// App is a ready worker and what it owns.
+type App struct {
+	Worker    worker.Worker
+	CRM       *crm.Store
+	Mail      *email.Sender
+	Campaigns *campaign.Registry
+}
+
+// New builds the worker on client c. Metrics are registered with reg (nil:
+// none). Close releases what New opened; call it after the worker stopped.
+func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus.Registerer, logger *slog.Logger) (*App, error) {
+	if err := crm.EnsureDatabase(ctx, cfg.DatabaseURL.Value()); err != nil {
+		return nil, fmt.Errorf("CRM database: %w", err)
+	}
+	store, err := crm.Open(ctx, cfg.DatabaseURL.Value())
+	if err != nil {
+		return nil, fmt.Errorf("CRM database: %w", err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("CRM migrations: %w", err)
+	}
+	campaigns, err := LoadCampaigns(cfg.CampaignDir)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	sender, err := email.NewSender(email.Config{
+		Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username, Password: cfg.SMTP.Password.Value(),
+		TLSMode: cfg.SMTP.TLSMode, From: cfg.SMTP.From, FromName: cfg.SMTP.FromName,
+		Connections: cfg.SMTP.Connections, Timeout: cfg.SMTP.Timeout,
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("SMTP: %w", err)
+	}
+	var metrics *activities.Metrics
+	if reg != nil {
+		metrics = activities.NewMetrics(reg)
+	}
+	w := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{
+		// In-flight activities get this long to finish on shutdown.
+		WorkerStopTimeout: 30 * time.Second,
+	})
+	w.RegisterWorkflowWithOptions(workflows.CustomerJourney, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterActivity(&activities.Activities{
+		CRM: store, Mail: sender, Campaigns: campaigns,
+		Signer: email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())), PublicBaseURL: cfg.PublicBaseURL,
+		From: cfg.SMTP.From, Metrics: metrics,
+	})
+	logger.Info("worker assembled", "task_queue", cfg.Temporal.TaskQueue, "campaigns", campaigns.IDs())
+	return &App{Worker: w, CRM: store, Mail: sender, Campaigns: campaigns}, nil
+}
+
+// Close releases the SMTP pool and the database pool.
+func (a *App) Close() {
+	_ = a.Mail.Close()
+	a.CRM.Close()
+}
+
+// LoadCampaigns loads the built-in campaigns and, when dir is set, the
+// definitions in it.
+func LoadCampaigns(dir string) (*campaign.Registry, error) {
+	r := campaign.NewRegistry()
+	if err := r.LoadEmbedded(); err != nil {
+		return nil, fmt.Errorf("built-in campaigns: %w", err)
+	}
+	if dir != "" {
+		if err := r.LoadDir(dir); err != nil {
+			return nil, fmt.Errorf("CAMPAIGN_DIR=%s: %w", dir, err)
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,86 @@
+// Command worker runs the journey workflows and their activities.
+//
+// At start it validates the configuration, creates and migrates the CRM
+// database, loads the campaign definitions and opens the SMTP pool
+// (internal/workerapp); it serves Prometheus metrics and stops gracefully on
+// SIGINT/SIGTERM, letting in-flight activities finish.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/internal/workerapp"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	c, err := client.Dial(client.Options{
+		HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
+		Logger: tlog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	defer c.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	app, err := workerapp.New(ctx, cfg, c, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	if cfg.MetricsAddr != "" {
+		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server stopped", "addr", cfg.MetricsAddr, "error", err)
+			}
+		}()
+		defer srv.Close()
+	}
+
+	logger.Info("worker started", "temporal", cfg.Temporal.Address, "namespace", cfg.Temporal.Namespace,
+		"task_queue", cfg.Temporal.TaskQueue, "smtp", fmt.Sprintf("%s:%d", cfg.SMTP.Host, cfg.SMTP.Port),
+		"metrics", cfg.MetricsAddr, "time_scale", cfg.TimeScale)
+	// Run blocks until SIGINT/SIGTERM, then stops polling and waits for
+	// in-flight tasks (WorkerStopTimeout).
+	if err := app.Worker.Run(worker.InterruptCh()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	logger.Info("worker stopped")
+	return nil
+}

@@ -1,0 +1,85 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Starter sends signups and events into journeys with signal-with-start, so
+// the first message for a customer creates the journey and nothing sent
+// before it exists is lost.
+type Starter struct {
+	Client     client.Client
+	TaskQueue  string
+	CampaignID string
+	TimeScale  float64
+}
+
+func (s Starter) options(customerID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:        JourneyID(customerID),
+		TaskQueue: s.TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			AttrCustomerID.ValueSet(customerID),
+			AttrStage.ValueSet("pending"),
+		),
+		StaticSummary: fmt.Sprintf("Lifecycle journey of customer %s (campaign %s)", customerID, s.CampaignID),
+	}
+}
+
+func (s Starter) input(customerID string) JourneyInput {
+	return JourneyInput{CustomerID: customerID, CampaignID: s.CampaignID, TimeScale: s.TimeScale}
+}
+
+// Signup starts the customer's journey, or updates the profile of one that
+// runs; it never starts a second journey for the same customer.
+func (s Starter) Signup(ctx context.Context, in Signup) (client.WorkflowRun, error) {
+	if err := in.Validate(); err != nil {
+		return nil, fmt.Errorf("signup: %w", err)
+	}
+	run, err := s.Client.SignalWithStartWorkflow(ctx, JourneyID(in.CustomerID), SignalSignup, in,
+		s.options(in.CustomerID), WorkflowName, s.input(in.CustomerID))
+	if err != nil {
+		return nil, fmt.Errorf("signal-with-start journey of %s: %w", in.CustomerID, err)
+	}
+	return run, nil
+}
+
+// Events delivers events (one signal for the batch) to the customer's
+// journey, starting a pending journey when none runs yet.
+func (s Starter) Events(ctx context.Context, customerID string, events ...Event) error {
+	if err := ValidateCustomerID(customerID); err != nil {
+		return err
+	}
+	for i, e := range events {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	var payload any = events
+	if len(events) == 1 {
+		payload = events[0]
+	}
+	_, err := s.Client.SignalWithStartWorkflow(ctx, JourneyID(customerID), SignalEvent, payload,
+		s.options(customerID), WorkflowName, s.input(customerID))
+	if err != nil {
+		return fmt.Errorf("signal-with-start journey of %s: %w", customerID, err)
+	}
+	return nil
+}
+
+// State queries a journey.
+func State(ctx context.Context, c client.Client, customerID string) (JourneyView, error) {
+	var v JourneyView
+	res, err := c.QueryWorkflow(ctx, JourneyID(customerID), "", QueryState)
+	if err != nil {
+		return v, fmt.Errorf("query journey of %s: %w", customerID, err)
+	}
+	if err := res.Get(&v); err != nil {
+		return v, fmt.Errorf("decode journey state of %s: %w", customerID, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,305 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/lifecycle/activities"
+	"github.com/acme/lifecycle/campaign"
+)
+
+// fakeCRM stands in for the activities in workflow tests: it behaves like
+// the real CRM where the workflow depends on it (the event log answers which
+// events are new, sends are keyed) and records what the journey asked for,
+// with the test clock's time. Side effects themselves are tested against the
+// real PostgreSQL and Mailpit in the activities and crm packages.
+type fakeCRM struct {
+	mu  sync.Mutex
+	now func() time.Time
+	reg *campaign.Registry
+
+	sends       []sent
+	sentKeys    map[string]int
+	events      map[string]bool
+	transitions []activities.TransitionInput
+	handoffs    []activities.HandoffInput
+	statuses    map[string][]string
+	tasks       []activities.TaskInput
+	suppressed  map[string]string
+	erased      []string
+	contacts    []activities.Contact
+	fitPoints   int
+}
+
+type sent struct {
+	Key, To, Template, Step string
+	At                      time.Time
+}
+
+func newFakeCRM(t *testing.T) *fakeCRM {
+	reg := campaign.NewRegistry()
+	c, err := campaign.LoadFile("testdata/test-campaign.yaml")
+	require.NoError(t, err)
+	require.NoError(t, reg.Add(c))
+	return &fakeCRM{reg: reg, sentKeys: map[string]int{}, events: map[string]bool{}, statuses: map[string][]string{}, suppressed: map[string]string{}}
+}
+
+func (f *fakeCRM) LoadCampaign(_ context.Context, in activities.LoadCampaignInput) (*campaign.Campaign, error) {
+	if in.Latest || in.Version == "" {
+		return f.reg.Latest(in.ID)
+	}
+	return f.reg.Get(in.ID, in.Version)
+}
+
+func (f *fakeCRM) UpsertContact(_ context.Context, in activities.Contact) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.contacts = append(f.contacts, in)
+	return nil
+}
+
+func (f *fakeCRM) ScoreLead(_ context.Context, in activities.ScoreLeadInput) (activities.FitScore, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.reg.Get(in.CampaignID, in.CampaignVersion)
+	if err != nil {
+		return activities.FitScore{}, err
+	}
+	last := f.contacts[len(f.contacts)-1]
+	pts, reasons := c.Scoring.FitPoints(last.LeadSource, last.CompanySize, last.Role)
+	f.fitPoints = pts
+	return activities.FitScore{Points: pts, Reasons: reasons}, nil
+}
+
+func (f *fakeCRM) RecordEvents(_ context.Context, in activities.RecordEventsInput) (activities.RecordEventsResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var res activities.RecordEventsResult
+	for _, e := range in.Events {
+		if !f.events[e.ID] {
+			f.events[e.ID] = true
+			res.New = append(res.New, e.ID)
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeCRM) RecordTransition(_ context.Context, in activities.TransitionInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.transitions {
+		if t.Key == in.Key {
+			return nil
+		}
+	}
+	in.At = in.At.UTC()
+	f.transitions = append(f.transitions, in)
+	return nil
+}
+
+func (f *fakeCRM) SendEmail(_ context.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.reg.Get(in.CampaignID, in.CampaignVersion)
+	if err != nil {
+		return activities.SendEmailResult{}, err
+	}
+	if _, err := c.Render(in.Template, in.Data); err != nil {
+		return activities.SendEmailResult{}, err
+	}
+	f.sentKeys[in.Key]++
+	if f.sentKeys[in.Key] > 1 {
+		return activities.SendEmailResult{Status: activities.SendDuplicate}, nil
+	}
+	if _, ok := f.suppressed[in.To]; ok && c.Templates[in.Template].Category != campaign.Transactional {
+		return activities.SendEmailResult{Status: activities.SendSuppressed}, nil
+	}
+	f.sends = append(f.sends, sent{Key: in.Key, To: in.To, Template: in.Template, Step: in.Step, At: f.now().UTC()})
+	return activities.SendEmailResult{Status: activities.SendSent}, nil
+}
+
+func (f *fakeCRM) CreateHandoff(_ context.Context, in activities.HandoffInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handoffs = append(f.handoffs, in)
+	return nil
+}
+
+func (f *fakeCRM) SetHandoffStatus(_ context.Context, in activities.HandoffStatusInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses[in.Key] = append(f.statuses[in.Key], in.Status)
+	return nil
+}
+
+func (f *fakeCRM) CreateTask(_ context.Context, in activities.TaskInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tasks = append(f.tasks, in)
+	return nil
+}
+
+func (f *fakeCRM) Suppress(_ context.Context, in activities.SuppressInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suppressed[in.Email] = in.Reason
+	return nil
+}
+
+func (f *fakeCRM) EraseContact(_ context.Context, in activities.EraseInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.erased = append(f.erased, in.CustomerID)
+	return nil
+}
+
+func (f *fakeCRM) templatesSent() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, len(f.sends))
+	for i, s := range f.sends {
+		out[i] = s.Step + ":" + s.Template
+	}
+	return out
+}
+
+func (f *fakeCRM) stages() []campaign.Stage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]campaign.Stage, len(f.transitions))
+	for i, t := range f.transitions {
+		out[i] = t.To
+	}
+	return out
+}
+
+// scripted is a signal the test sends at a time.
+type scripted struct {
+	at      time.Time
+	signal  string
+	payload any
+	sent    bool
+}
+
+// journeyRun drives a journey through as many runs (continue-as-new) as it
+// takes, each in a fresh time-skipping test environment that starts where
+// the previous run ended, until the journey completes or `until` is reached.
+type journeyRun struct {
+	t       *testing.T
+	suite   testsuite.WorkflowTestSuite
+	fake    *fakeCRM
+	start   time.Time
+	script  []*scripted
+	runs    int
+	carried []int // bytes of state carried by each continue-as-new
+	result  *JourneyResult
+	view    JourneyView
+	ended   time.Time
+	// suggestContinueAsNewEvery raises Temporal's continue-as-new
+	// suggestion this long into every run.
+	suggestContinueAsNewEvery time.Duration
+}
+
+func newJourneyRun(t *testing.T, start time.Time) *journeyRun {
+	r := &journeyRun{t: t, fake: newFakeCRM(t), start: start}
+	// The test environment logs every timer at debug level; keep warnings.
+	r.suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	return r
+}
+
+func (r *journeyRun) at(d time.Duration, signal string, payload any) *journeyRun {
+	r.script = append(r.script, &scripted{at: r.start.Add(d), signal: signal, payload: payload})
+	return r
+}
+
+func (r *journeyRun) signup(d time.Duration, s Signup) *journeyRun { return r.at(d, SignalSignup, s) }
+
+func (r *journeyRun) event(d time.Duration, id, typ string) *journeyRun {
+	return r.at(d, SignalEvent, Event{ID: id, Type: typ, At: r.start.Add(d)})
+}
+
+func (r *journeyRun) input(customerID string) JourneyInput {
+	return JourneyInput{CustomerID: customerID, CampaignID: "test-lifecycle"}
+}
+
+// run executes until the journey ends or `until` after the start.
+func (r *journeyRun) run(in JourneyInput, until time.Duration) {
+	t := r.t
+	deadline := r.start.Add(until)
+	now := r.start
+	sort.SliceStable(r.script, func(i, j int) bool { return r.script[i].at.Before(r.script[j].at) })
+	for {
+		r.runs++
+		require.Less(t, r.runs, 500, "too many runs")
+		env := r.suite.NewTestWorkflowEnvironment()
+		env.SetStartTime(now)
+		env.RegisterWorkflowWithOptions(CustomerJourney, workflow.RegisterOptions{Name: WorkflowName})
+		env.RegisterActivity(r.fake)
+		r.fake.now = env.Now
+		runStart := now
+		for _, s := range r.script {
+			if s.sent || s.at.After(deadline) {
+				continue
+			}
+			s := s
+			env.RegisterDelayedCallback(func() {
+				s.sent = true
+				env.SignalWorkflow(s.signal, s.payload)
+			}, max(s.at.Sub(runStart), 0))
+		}
+		if r.suggestContinueAsNewEvery > 0 {
+			env.RegisterDelayedCallback(func() { env.SetContinueAsNewSuggested(true) }, r.suggestContinueAsNewEvery)
+		}
+		env.RegisterDelayedCallback(func() {
+			if v, err := env.QueryWorkflow(QueryState); err == nil {
+				_ = v.Get(&r.view)
+			}
+			env.CancelWorkflow()
+		}, deadline.Sub(runStart))
+		env.ExecuteWorkflow(WorkflowName, in)
+		require.True(t, env.IsWorkflowCompleted())
+		err := env.GetWorkflowError()
+		now = env.Now()
+		var can *workflow.ContinueAsNewError
+		switch {
+		case errors.As(err, &can):
+			var next JourneyInput
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+			raw, _ := json.Marshal(next)
+			r.carried = append(r.carried, len(raw))
+			in = next
+			r.view = viewOf(next)
+			continue
+		case err == nil:
+			var res JourneyResult
+			require.NoError(t, env.GetWorkflowResult(&res))
+			r.result = &res
+			if v, qerr := env.QueryWorkflow(QueryState); qerr == nil {
+				_ = v.Get(&r.view)
+			}
+		default:
+			require.True(t, temporal.IsCanceledError(err), "journey failed in run %d at %s: %+v", r.runs, now, err)
+		}
+		r.ended = now
+		return
+	}
+}
+
+func viewOf(in JourneyInput) JourneyView {
+	s := in.State
+	return JourneyView{CustomerID: s.CustomerID, Stage: s.Stage, Score: s.score(), FitScore: s.Fit, BehaviourScore: s.Behaviour, Run: s.Run, Timeline: s.Timeline}
+}

@@ -1,0 +1,165 @@
+package workflows
+
+import (
+	"sort"
+	"time"
+
+	"github.com/acme/lifecycle/campaign"
+)
+
+// Bounds that keep a journey's carried state small however long it lives.
+const (
+	seenEventsKept = 256 // recent event IDs deduplicated in memory
+	timelineKept   = 40  // recent timeline entries shown by the query
+)
+
+// JourneyState is everything a journey carries across continue-as-new.
+// Every collection in it is bounded.
+type JourneyState struct {
+	CustomerID      string  `json:"customer_id"`
+	Contact         Contact `json:"contact"`
+	HasSignup       bool    `json:"has_signup"`
+	CampaignID      string  `json:"campaign_id"`
+	CampaignVersion string  `json:"campaign_version"`
+
+	// Epoch is the real time the journey started: the origin of the
+	// journey clock when time is scaled.
+	Epoch     time.Time `json:"epoch"`
+	TimeScale float64   `json:"time_scale"`
+
+	Stage          campaign.Stage `json:"stage"`
+	StageSeq       int            `json:"stage_seq"`
+	StageEnteredAt time.Time      `json:"stage_entered_at"`
+	EntryDone      bool           `json:"entry_done"`
+	StepIndex      int            `json:"step_index"`
+
+	Fit              int               `json:"fit"`
+	FitReasons       []campaign.Reason `json:"fit_reasons,omitempty"`
+	Behaviour        int               `json:"behaviour"`
+	LastEngagementAt time.Time         `json:"last_engagement_at"`
+	// Contributions sums behaviour points per event type since the last
+	// reset (the "why" of a handoff). Bounded by the number of event types.
+	Contributions map[string]int `json:"contributions,omitempty"`
+
+	HandoffKey string `json:"handoff_key,omitempty"`
+	Accepted   bool   `json:"accepted,omitempty"`
+	Escalated  bool   `json:"escalated,omitempty"`
+
+	PurchasedWhilePending bool `json:"purchased_while_pending,omitempty"`
+
+	LastActivityAt time.Time `json:"last_activity_at"`
+	LastHolidayAt  time.Time `json:"last_holiday_at"`
+	AskIndex       int       `json:"ask_index,omitempty"`
+	LastAskAt      time.Time `json:"last_ask_at"`
+	ChurnAttempts  int       `json:"churn_attempts,omitempty"`
+
+	MailSuppressed   bool   `json:"mail_suppressed,omitempty"`
+	SuppressedReason string `json:"suppressed_reason,omitempty"`
+
+	// RecentSends are the times of recent marketing sends, for the
+	// frequency cap; never longer than the cap's max.
+	RecentSends []time.Time `json:"recent_sends,omitempty"`
+	// SeenEvents is a FIFO of recent event IDs; the CRM event log dedupes
+	// beyond it.
+	SeenEvents []string        `json:"seen_events,omitempty"`
+	Timeline   []TimelineEntry `json:"timeline,omitempty"`
+
+	Run int `json:"run"`
+}
+
+// Contact is what a journey needs to address and personalise mail.
+type Contact struct {
+	Email       string `json:"email,omitempty"`
+	FirstName   string `json:"first_name,omitempty"`
+	LastName    string `json:"last_name,omitempty"`
+	Company     string `json:"company,omitempty"`
+	Role        string `json:"role,omitempty"`
+	CompanySize int    `json:"company_size,omitempty"`
+	TimeZone    string `json:"time_zone,omitempty"`
+	LeadSource  string `json:"lead_source,omitempty"`
+	OwnerEmail  string `json:"owner_email,omitempty"`
+}
+
+func (s *JourneyState) score() int { return s.Fit + s.Behaviour }
+
+func (s *JourneyState) note(at time.Time, kind, detail string) {
+	s.Timeline = append(s.Timeline, TimelineEntry{At: at, Kind: kind, Detail: detail})
+	if n := len(s.Timeline) - timelineKept; n > 0 {
+		s.Timeline = append([]TimelineEntry(nil), s.Timeline[n:]...)
+	}
+}
+
+// seen reports whether the event ID was seen recently, and remembers it.
+func (s *JourneyState) seen(id string, index map[string]bool) bool {
+	if index[id] {
+		return true
+	}
+	index[id] = true
+	s.SeenEvents = append(s.SeenEvents, id)
+	if n := len(s.SeenEvents) - seenEventsKept; n > 0 {
+		for _, old := range s.SeenEvents[:n] {
+			delete(index, old)
+		}
+		s.SeenEvents = append([]string(nil), s.SeenEvents[n:]...)
+	}
+	return false
+}
+
+// topReasons lists the largest contributions, largest first, ties by name,
+// so the order never depends on map iteration.
+func (s *JourneyState) topReasons(n int) []campaign.Reason {
+	out := make([]campaign.Reason, 0, len(s.Contributions)+len(s.FitReasons))
+	for src, pts := range s.Contributions {
+		if pts > 0 {
+			out = append(out, campaign.Reason{Source: src, Points: pts})
+		}
+	}
+	for _, r := range s.FitReasons {
+		if r.Points > 0 {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Points != out[j].Points {
+			return out[i].Points > out[j].Points
+		}
+		return out[i].Source < out[j].Source
+	})
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// decay materialises behaviour decay up to now: Points removed for every
+// full Every without engagement.
+func (s *JourneyState) decay(d campaign.Decay, now time.Time) bool {
+	every := d.Every.D()
+	if d.Points <= 0 || every <= 0 || s.Behaviour <= 0 || s.LastEngagementAt.IsZero() {
+		return false
+	}
+	periods := int(now.Sub(s.LastEngagementAt) / every)
+	if periods <= 0 {
+		return false
+	}
+	s.Behaviour = max(0, s.Behaviour-periods*d.Points)
+	s.LastEngagementAt = s.LastEngagementAt.Add(time.Duration(periods) * every)
+	return true
+}
+
+// nextDecayAt is when decay next removes points, or zero when it will not.
+func (s *JourneyState) nextDecayAt(d campaign.Decay) time.Time {
+	if d.Points <= 0 || d.Every.D() <= 0 || s.Behaviour <= 0 || s.LastEngagementAt.IsZero() {
+		return time.Time{}
+	}
+	return s.LastEngagementAt.Add(d.Every.D())
+}
+
+// recordSend remembers a marketing send for the frequency cap.
+func (s *JourneyState) recordSend(at time.Time, capMax int) {
+	s.RecentSends = append(s.RecentSends, at)
+	keep := max(capMax, 1)
+	if n := len(s.RecentSends) - keep; n > 0 {
+		s.RecentSends = append([]time.Time(nil), s.RecentSends[n:]...)
+	}
+}
