@@ -241,7 +241,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	messageID := email.MessageIDFor(in.Key, a.From)
 	lease := 2 * time.Minute
 	if info := activity.GetInfo(ctx); info.StartToCloseTimeout > 0 {
-		lease = info.StartToCloseTimeout + 30*time.Second
+		lease = info.StartToCloseTimeout + 5*time.Second
 	}
 	claim, err := a.CRM.ClaimSend(ctx, crm.SendClaim{
 		Key: in.Key, CustomerID: in.CustomerID, Email: in.To, Template: in.Template,

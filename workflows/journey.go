@@ -307,7 +307,7 @@ func (j *journey) mailCtx(ctx workflow.Context) workflow.Context {
 	// Transient SMTP failures retry with backoff; permanent ones come back
 	// as a "failed" result, not an error, so there is no retry storm.
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
+		StartToCloseTimeout: 30 * time.Second, // also bounds the send claim's lease
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
 			MaximumAttempts:        50,
