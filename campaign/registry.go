@@ -41,9 +41,10 @@ func NewRegistry() *Registry {
 	return &Registry{campaigns: map[string]map[string]*Campaign{}}
 }
 
-// Add validates c and adds it. Adding the same id and version again with
-// the same content (Source aside) is a no-op; with different content it is
-// an error — a published version never changes, publish a new one.
+// Add validates c and adds it (the registry keeps c itself: do not modify
+// it afterwards). Adding the same id and version again with the same
+// content (Source aside) is a no-op; with different content it is an error
+// — a published version never changes, publish a new one.
 func (r *Registry) Add(c *Campaign) error {
 	if c == nil {
 		return errors.New("add campaign: nil")

@@ -17,8 +17,13 @@ var locations sync.Map // name -> *time.Location
 // LoadLocation returns the IANA time zone name (e.g. "Europe/Berlin",
 // "UTC"). An empty name and "Local" (the machine's zone, which would make
 // workflow code depend on the worker it runs on) are errors. Locations are
-// cached, so after the first call for a name no file is read; the tz
-// database embedded with time/tzdata is used when the system has none.
+// cached per process, so after the first call for a name nothing is read.
+//
+// Where the zone data comes from is Go's rule: $ZONEINFO, then the system's
+// tz database, then the copy embedded in the binary by time/tzdata (so a
+// minimal container still has every zone). For replay safety all workers
+// should see the same data: run them from the same image, or set ZONEINFO
+// to one zoneinfo.zip.
 func LoadLocation(name string) (*time.Location, error) {
 	switch name {
 	case "":
