@@ -18,7 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
@@ -46,9 +49,13 @@ func run() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	sdkMetrics, err := sdkMetricsHandler(reg, logger)
+	if err != nil {
+		return err
+	}
 	c, err := client.Dial(client.Options{
 		HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
-		Logger: tlog.NewStructuredLogger(logger),
+		Logger: tlog.NewStructuredLogger(logger), MetricsHandler: sdkMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
@@ -83,4 +90,21 @@ func run() error {
 	}
 	logger.Info("worker stopped")
 	return nil
+}
+
+// sdkMetricsHandler exports the Temporal SDK's metrics (task latencies,
+// poller counts, activity failures...) on the same Prometheus registry as
+// the project's own, through the SDK's OpenTelemetry contrib and the OTel
+// Prometheus exporter.
+func sdkMetricsHandler(reg *prometheus.Registry, logger *slog.Logger) (client.MetricsHandler, error) {
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("metrics exporter: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	return temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+		Meter:                provider.Meter("temporal-sdk-go"),
+		UseMonotonicCounters: true,
+		OnError:              func(err error) { logger.Warn("SDK metric", "error", err) },
+	}), nil
 }

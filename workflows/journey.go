@@ -13,6 +13,8 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -674,7 +676,8 @@ func (j *journey) sendStep(ctx workflow.Context, act action) {
 		j.s.note(now, "skipped", act.label()+": address "+j.s.SuppressedReason)
 		return
 	}
-	res, ok := j.sendEmail(ctx, act.Key, act.StepID, act.Template, j.s.Contact.Email, j.displayName(), nil)
+	extra := map[string]string{campaign.ExtraReferralCode: referralCode(j.s.CustomerID)}
+	res, ok := j.sendEmail(ctx, act.Key, act.StepID, act.Template, j.s.Contact.Email, j.displayName(), extra)
 	if !ok {
 		return
 	}
@@ -823,6 +826,13 @@ func (j *journey) view() JourneyView {
 	}
 	v.JourneyNow = j.clock
 	return v
+}
+
+// referralCode is the customer's code for referral asks: stable, derived
+// from the customer id, so it needs no storage.
+func referralCode(customerID string) string {
+	sum := sha256.Sum256([]byte(customerID))
+	return "REF-" + strings.ToUpper(hex.EncodeToString(sum[:4]))
 }
 
 func orDefault(v, def string) string {
