@@ -113,7 +113,7 @@ func (a *Activities) UpsertContact(ctx context.Context, in Contact) error {
 func (a *Activities) ScoreLead(ctx context.Context, in ScoreLeadInput) (FitScore, error) {
 	c, err := a.Campaigns.Get(in.CampaignID, in.CampaignVersion)
 	if err != nil {
-		return FitScore{}, badInput("score lead", err)
+		return FitScore{}, fmt.Errorf("score lead: %w", err) // retryable: see SendEmail
 	}
 	contact, err := a.CRM.GetContact(ctx, in.CustomerID)
 	if errors.Is(err, crm.ErrNotFound) {
@@ -226,7 +226,9 @@ func (a *Activities) EraseContact(ctx context.Context, in EraseInput) error {
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
 	c, err := a.Campaigns.Get(in.CampaignID, in.CampaignVersion)
 	if err != nil {
-		return SendEmailResult{}, badInput("send email", err)
+		// Retryable, like LoadCampaign: during a rolling deploy another
+		// worker that has this version picks the send up; no step is lost.
+		return SendEmailResult{}, fmt.Errorf("send email: %w", err)
 	}
 	data := in.Data
 	unsubscribe := ""

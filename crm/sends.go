@@ -156,6 +156,10 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (ClaimResult, error)
 		if blocked {
 			suppressedNote = "suppressed: " + reason
 		}
+		if reason == ReasonErased {
+			// The ledger must not bring an erased person's address back.
+			c.Email = ""
+		}
 
 		tag, err := tx.Exec(ctx, `
 INSERT INTO email_log (send_key, customer_id, email, template, category, message_id,

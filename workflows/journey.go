@@ -565,11 +565,14 @@ func (j *journey) transition(ctx workflow.Context, to campaign.Stage, reason str
 		j.s.ChurnAttempts = 0
 	}
 	j.s.note(now, "stage", fmt.Sprintf("%s → %s: %s", from, to, reason))
-	j.crm(ctx, "record transition", a.RecordTransition, activities.TransitionInput{
-		Key:        fmt.Sprintf("%s/transition/%d", j.s.CustomerID, j.s.StageSeq),
-		CustomerID: j.s.CustomerID, From: from, To: to, Reason: reason, At: now,
-		CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
-	}, nil)
+	// The CRM's erase records its own transition to erased.
+	if to != campaign.StageErased {
+		j.crm(ctx, "record transition", a.RecordTransition, activities.TransitionInput{
+			Key:        fmt.Sprintf("%s/transition/%d", j.s.CustomerID, j.s.StageSeq),
+			CustomerID: j.s.CustomerID, From: from, To: to, Reason: reason, At: now,
+			CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
+		}, nil)
+	}
 	j.upsertAttributes(ctx)
 	j.boundary = true
 }
