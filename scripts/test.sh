@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make test: go vet, then the whole test suite against the TEST stack
+# (STACK=test: its own ports and .data/test, so a running demo is untouched),
+# which is brought down afterwards. The exit code is go test's.
+#
+# Several `make test` runs in one checkout share the test stack: each one
+# registers itself under .data/test/run/users/, and the last one to finish
+# brings the stack down (under a lock, so none stops it under another).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+export STACK=test
+started=$SECONDS
+RUN="${STACK_DATA_DIR:-$ROOT/.data/test}/run"
+USERS="$RUN/users"
+
+finish() {
+	local rc=$? f others=""
+	if [ -n "${registered:-}" ]; then
+		flock 9
+		rm -f "$USERS/$$"
+		for f in "$USERS"/*; do
+			[ -e "$f" ] || continue
+			if kill -0 "${f##*/}" 2>/dev/null; then others=1; else rm -f "$f"; fi
+		done
+		if [ -n "$others" ]; then
+			echo "test stack left up: another make test is using it" >&2
+		else
+			scripts/stack.sh down 9>&- || true
+		fi
+		flock -u 9
+	fi
+	echo "make test: exit $rc, elapsed $((SECONDS - started))s" >&2
+	exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "== go vet ./..." >&2
+go vet ./...
+
+echo "== test stack up" >&2
+mkdir -p "$USERS"
+exec 9>"$RUN/.test.lock"
+flock 9
+touch "$USERS/$$"
+registered=1
+scripts/stack.sh up 9>&-
+flock -u 9
+eval "$(scripts/stack.sh env)"
+export LIFECYCLE_REQUIRE_STACK=1
+
+if [ "${1:-}" = record-histories ]; then
+	# Deliberate workflow change: replace the recorded replay histories with
+	# fresh ones from the real dev server (see docs/journey.md).
+	echo "== recording replay histories into workflows/testdata/histories" >&2
+	rm -f workflows/testdata/histories/*.json
+	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
+	exit "${PIPESTATUS[0]}"
+fi
+
+echo "== go test ./... (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS SMTP_PORT=$SMTP_PORT)" >&2
+go test ./... -count=1 -timeout 15m 9>&-
