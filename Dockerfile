@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# The worker (default) or the starter as a small static image:
+# The worker (default), the starter or the HTTP API (BINARY=api) as a small
+# static image:
 #   docker build -t lifecycle-worker .
 #   docker build --build-arg BINARY=starter -t lifecycle-starter .
 # Both binaries are built in one stage, so the second image reuses it.
@@ -11,7 +12,7 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w" -o /out/ ./worker ./starter
+    go build -trimpath -ldflags="-s -w" -o /out/ ./worker ./starter ./cmd/api
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG BINARY=worker

@@ -184,7 +184,7 @@ func (a *app) printDemoIntro(tag string, day time.Duration, customers []demoCust
 	}
 	fmt.Println()
 	fmt.Println("Where to look:")
-	fmt.Printf("  Temporal UI  %s  (filter: JourneyStage=\"sales\", or CustomerID STARTS_WITH \"demo-%s\")\n", temporalUI(a.cfg.Temporal.Namespace, tag), tag)
+	fmt.Printf("  Temporal UI  %s\n               (try the filter JourneyStage = \"at_risk\" AND LeadScore > 40; open a journey for its stage, score and next step)\n", temporalUI(a.cfg.Temporal.Namespace, tag))
 	fmt.Printf("  Mailpit      %s  (every email the journeys sent)\n", mailpitUI())
 	fmt.Printf("  CLI          bin/starter status demo-%s-ada\n\n", tag)
 }
@@ -233,7 +233,9 @@ func temporalUI(namespace, tag string) string {
 	if base == "" {
 		base = "http://localhost:8233"
 	}
-	q := url.QueryEscape(fmt.Sprintf(`CustomerID STARTS_WITH "demo-%s"`, tag))
+	// Running executions only: every stage boundary leaves a
+	// continued-as-new run behind, which would crowd the list.
+	q := url.QueryEscape(fmt.Sprintf(`CustomerID STARTS_WITH "demo-%s" AND ExecutionStatus = "Running"`, tag))
 	return fmt.Sprintf("%s/namespaces/%s/workflows?query=%s", strings.TrimRight(base, "/"), namespace, q)
 }
 

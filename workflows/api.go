@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,8 +61,11 @@ func (s Signup) Validate() error {
 	if err := ValidateCustomerID(s.CustomerID); err != nil {
 		errs = append(errs, err)
 	}
-	if !strings.Contains(s.Email, "@") || strings.ContainsAny(s.Email, "\r\n <>") {
-		errs = append(errs, fmt.Errorf("email %q: must be an email address", s.Email))
+	if !bareAddress(s.Email) {
+		errs = append(errs, fmt.Errorf("email %q: must be a bare email address (name@domain)", s.Email))
+	}
+	if s.OwnerEmail != "" && !bareAddress(s.OwnerEmail) {
+		errs = append(errs, fmt.Errorf("owner_email %q: must be a bare email address (name@domain)", s.OwnerEmail))
 	}
 	for _, f := range [][2]string{{"first_name", s.FirstName}, {"last_name", s.LastName}, {"company", s.Company}, {"role", s.Role}} {
 		if strings.ContainsAny(f[1], "\r\n") {
@@ -80,6 +84,13 @@ func (s Signup) Validate() error {
 		errs = append(errs, fmt.Errorf("company_size %d: must not be negative", s.CompanySize))
 	}
 	return errors.Join(errs...)
+}
+
+// bareAddress accepts "name@domain" and nothing else: no display name, no
+// angle brackets, no line breaks (the CRM and the mailer require as much).
+func bareAddress(v string) bool {
+	a, err := mail.ParseAddress(v)
+	return err == nil && a.Name == "" && a.Address == v
 }
 
 // LeadSources are the trust levels of where a lead came from, most trusted

@@ -1,0 +1,106 @@
+// Command api serves the HTTP API (package api) on HTTP_ADDR: signups and
+// events from CRM and product systems into journeys, journey state, and the
+// one-click unsubscribe pages customers reach from emails. See docs/api.md.
+//
+// It reads the same environment as the worker (config.Load). It opens the
+// CRM database but does not migrate it: the worker owns the schema
+// (workerapp migrates at start). Temporal is dialled lazily, so the API
+// starts while Temporal is still coming up; /readyz reports it and requests
+// that need it answer 503 with Retry-After meanwhile. SIGINT/SIGTERM stop
+// it gracefully: in-flight requests get 30 seconds to finish.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/acme/lifecycle/api"
+	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/email"
+	"github.com/acme/lifecycle/workflows"
+)
+
+func main() {
+	campaignID := flag.String("campaign", "saas-lifecycle", "campaign new journeys start on")
+	flag.Parse()
+	if err := run(*campaignID); err != nil {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(campaignID string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	c, err := client.NewLazyClient(client.Options{
+		HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
+		Logger: tlog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		return fmt.Errorf("Temporal client for %s: %w", cfg.Temporal.Address, err)
+	}
+	defer c.Close()
+
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	store, err := crm.Open(openCtx, cfg.DatabaseURL.Value())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("CRM database: %w", err)
+	}
+	defer store.Close()
+
+	h := api.New(api.Options{
+		Starter: workflows.Starter{Client: c, TaskQueue: cfg.Temporal.TaskQueue, CampaignID: campaignID, TimeScale: cfg.TimeScale},
+		CRM:     store,
+		Signer:  email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())),
+		Secret:  []byte(cfg.APISecret.Value()),
+		Logger:  logger,
+	})
+	srv := api.Server(cfg.HTTPAddr, h)
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("api started", "addr", cfg.HTTPAddr, "temporal", cfg.Temporal.Address,
+		"namespace", cfg.Temporal.Namespace, "task_queue", cfg.Temporal.TaskQueue,
+		"campaign", campaignID, "public_base_url", cfg.PublicBaseURL)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", cfg.HTTPAddr, err)
+	case <-ctx.Done():
+	}
+	logger.Info("api stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("api stopped")
+	return nil
+}
