@@ -16,7 +16,7 @@ tools: ## build temporal, mailpit and mailpit-ui (web UI) into .cache/bin
 up: ## start the demo stack (Temporal :7233/:8233, Mailpit :1025/:8025, PostgreSQL)
 	STACK=demo scripts/stack.sh up
 
-stop: ## stop the demo worker and the demo stack
+stop: ## stop the demo worker, the API and the demo stack
 	scripts/demo.sh stop-worker
 	STACK=demo scripts/stack.sh down
 
@@ -24,8 +24,8 @@ status: ## show what runs, for the demo and the test stack
 	@STACK=demo scripts/stack.sh status || true
 	@STACK=test scripts/stack.sh status || true
 
-build: ## build bin/worker and bin/starter
-	go build -o bin/ ./worker ./starter
+build: ## build bin/worker, bin/starter and bin/api
+	go build -o bin/ ./worker ./starter ./cmd/api
 
 demo: ## demo stack + bin/worker in the background + bin/starter demo
 	scripts/demo.sh
