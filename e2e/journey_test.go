@@ -134,3 +134,27 @@ func TestUnsubscribeStopsMailAtOnce(t *testing.T) {
 	}
 	s.recordHistories(t, id, "unsubscribe")
 }
+
+// TestEventAsUpdateWithStart: a caller that needs the outcome sends an
+// event as an update and gets the new score back in the same call; before
+// the journey exists, update-with-start creates it.
+func TestEventAsUpdateWithStart(t *testing.T) {
+	s := newStack(t, 1)
+	s.startWorker(t)
+	ctx := context.Background()
+	id := "e2e-" + testenv.RandomID(4)
+	st := s.starter()
+
+	v, err := st.ApplyEvent(ctx, id, workflows.Event{ID: id + "-pv", Type: "pricing_viewed", At: time.Now()})
+	require.NoError(t, err)
+	assert.Equal(t, "pending", string(v.Stage), "the event arrived before any signup")
+	assert.Equal(t, 10, v.Score)
+
+	v, err = st.ApplyEvent(ctx, id, workflows.Event{ID: id + "-demo", Type: "demo_requested", At: time.Now()})
+	require.NoError(t, err)
+	assert.Equal(t, 40, v.Score, "pricing_viewed 10 + demo_requested 30")
+
+	_, err = st.ApplyEvent(ctx, id, workflows.Event{ID: "", Type: "login"})
+	require.Error(t, err, "an invalid event is refused before it reaches the journey")
+	s.recordHistories(t, id, "event-update")
+}

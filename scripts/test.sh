@@ -60,7 +60,7 @@ if [ "${1:-}" = record-histories ]; then
 	# fresh ones from the real dev server (see docs/journey.md).
 	echo "== recording replay histories into workflows/testdata/histories" >&2
 	rm -f workflows/testdata/histories/*.json
-	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
+	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce|TestEventAsUpdateWithStart' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
 	exit "${PIPESTATUS[0]}"
 fi
 

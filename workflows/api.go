@@ -23,6 +23,9 @@ const (
 	SignalEvent = "event"
 	// QueryState returns a JourneyView.
 	QueryState = "state"
+	// UpdateEvent applies one Event and answers with the JourneyView after
+	// it, for callers that need the outcome (new score, stage).
+	UpdateEvent = "apply-event"
 )
 
 // JourneyID is the workflow ID of a customer's journey: one per customer, so

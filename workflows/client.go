@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
@@ -69,6 +70,35 @@ func (s Starter) Events(ctx context.Context, customerID string, events ...Event)
 		return fmt.Errorf("signal-with-start journey of %s: %w", customerID, err)
 	}
 	return nil
+}
+
+// ApplyEvent delivers one event as an update and returns the journey's view
+// after it was applied (update-with-start: a journey is created, pending,
+// when none runs yet).
+func (s Starter) ApplyEvent(ctx context.Context, customerID string, e Event) (JourneyView, error) {
+	var v JourneyView
+	if err := ValidateCustomerID(customerID); err != nil {
+		return v, err
+	}
+	if err := e.Validate(); err != nil {
+		return v, fmt.Errorf("event: %w", err)
+	}
+	opts := s.options(customerID)
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	op := s.Client.NewWithStartWorkflowOperation(opts, WorkflowName, s.input(customerID))
+	h, err := s.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName: UpdateEvent, Args: []any{e}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return v, fmt.Errorf("update-with-start journey of %s: %w", customerID, err)
+	}
+	if err := h.Get(ctx, &v); err != nil {
+		return v, fmt.Errorf("apply event %s to journey of %s: %w", e.ID, customerID, err)
+	}
+	return v, nil
 }
 
 // State queries a journey.

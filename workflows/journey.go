@@ -58,6 +58,12 @@ type journey struct {
 
 	signups workflow.ReceiveChannel
 	events  workflow.ReceiveChannel
+
+	// Events that arrived as updates wait here for the loop, which marks
+	// them applied; wake nudges a waiting loop.
+	updates []Event
+	applied map[string]bool
+	wake    workflow.Channel
 }
 
 // CustomerJourney is the workflow. See the package documentation.
@@ -73,6 +79,13 @@ func CustomerJourney(ctx workflow.Context, in JourneyInput) (JourneyResult, erro
 		}
 		if j.takeSignals(ctx) {
 			continue
+		}
+		if j.done != nil || j.shouldContinueAsNew(ctx) {
+			// Let update handlers return their answers first; they are
+			// only waiting for events this loop has already applied.
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return JourneyResult{}, err
+			}
 		}
 		if j.done != nil {
 			return *j.done, nil
@@ -126,11 +139,32 @@ func start(ctx workflow.Context, in JourneyInput) (*journey, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (JourneyView, error) { return j.view(), nil }); err != nil {
 		return nil, err
 	}
+	j.applied = map[string]bool{}
+	j.wake = workflow.NewBufferedChannel(ctx, 1)
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEvent, j.applyEventUpdate, workflow.UpdateHandlerOptions{
+		Validator: func(_ workflow.Context, e Event) error { return e.Validate() },
+	}); err != nil {
+		return nil, err
+	}
 	if err := j.loadCampaign(ctx, in.UpgradeCampaign || j.s.CampaignVersion == ""); err != nil {
 		return nil, err
 	}
 	j.upsertAttributes(ctx)
 	return j, nil
+}
+
+// applyEventUpdate hands an event to the loop like a signal would, waits
+// until the loop applied it, and answers with the journey's view, so a
+// caller that needs the outcome (the new score, the stage) gets it in one
+// call. Invalid events are rejected by the validator before they enter the
+// history.
+func (j *journey) applyEventUpdate(ctx workflow.Context, e Event) (JourneyView, error) {
+	j.updates = append(j.updates, e)
+	j.wake.SendAsync(true)
+	if err := workflow.Await(ctx, func() bool { return j.applied[e.ID] }); err != nil {
+		return JourneyView{}, err
+	}
+	return j.view(), nil
 }
 
 // loadCampaign fetches the campaign definition through an activity, so the
@@ -206,6 +240,7 @@ func (j *journey) wait(ctx workflow.Context, next action) {
 	}
 	sel.AddReceive(j.signups, func(workflow.ReceiveChannel, bool) {})
 	sel.AddReceive(j.events, func(workflow.ReceiveChannel, bool) {})
+	sel.AddReceive(j.wake, func(workflow.ReceiveChannel, bool) {})
 	// A journey waiting for events alone must still stop when cancelled.
 	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 	sel.Select(ctx)
@@ -252,6 +287,11 @@ func (j *journey) takeSignals(ctx workflow.Context) bool {
 		}
 		events = append(events, j.decodeEvents(ctx, raw)...)
 	}
+	fromUpdates := j.updates
+	j.updates = nil
+	events = append(events, fromUpdates...)
+	for j.wake.ReceiveAsync(nil) {
+	}
 	if len(signups) == 0 && len(events) == 0 {
 		return false
 	}
@@ -260,6 +300,9 @@ func (j *journey) takeSignals(ctx workflow.Context) bool {
 	}
 	if len(events) > 0 {
 		j.handleEvents(ctx, events)
+	}
+	for _, e := range fromUpdates {
+		j.applied[e.ID] = true
 	}
 	return true
 }
