@@ -1,14 +1,20 @@
 // Command starter is the command-line tool for marketers and engineers:
-// sign customers up, send events, inspect a journey, and run the demo.
+// sign customers up, send events, inspect a journey, run the demo; preview
+// a campaign against a scripted customer (simulate), see the funnel
+// (report funnel), launch a campaign version or a broadcast (launch) and
+// manage recurring broadcasts (schedule).
 //
 // It reads the same environment as the worker (TEMPORAL_ADDRESS,
-// TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TIME_SCALE, ...); see README.
+// TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, DATABASE_URL, CAMPAIGN_DIR,
+// TIME_SCALE, ...); see README and docs/cli.md.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,10 +34,82 @@ const defaultCampaign = "saas-lifecycle"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "starter:", err)
-		os.Exit(1)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitFailed = 1 // the command ran and failed
+	exitUsage  = 2 // the command line is wrong
+)
+
+// run executes the command line and returns the exit code. Errors go to
+// stderr as "starter <command>: what went wrong", with a pointer to --help
+// when the command line itself is wrong.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	name := "starter"
+	if cmd != nil {
+		name = cmd.CommandPath()
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if isUsage(err) {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", name)
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// usageError is a wrong command line (missing or bad flag or argument).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usagef makes a usage error; say what is wrong and what to write instead.
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+func isUsage(err error) bool {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return true
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "required flag") || strings.HasPrefix(msg, "unknown command") ||
+		strings.HasPrefix(msg, "unknown flag") || strings.HasPrefix(msg, "unknown shorthand flag")
+}
+
+// exactArgs wants the named positional arguments (none when no names).
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == len(names):
+			return nil
+		case len(names) == 0:
+			return usagef("takes no arguments, got %q (options are --flags; see --help)", args)
+		}
+		return usagef("want %s, got %d argument(s): %q", strings.Join(names, " "), len(args), args)
+	}
+}
+
+// needSubcommand is the RunE of a command that only groups subcommands.
+func needSubcommand(name string, subs ...string) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown %s command %q; the commands are: %s", name, args[0], strings.Join(subs, ", "))
+		}
+		return usagef("name a command: starter %s %s", name, strings.Join(subs, "|"))
 	}
 }
 
@@ -49,21 +127,26 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentFlags().StringVar(&a.campaignID, "campaign", defaultCampaign, "campaign id new journeys start on")
-	root.AddCommand(a.signupCmd(), a.eventCmd(), a.statusCmd(), a.demoCmd())
+	root.AddCommand(a.signupCmd(), a.eventCmd(), a.statusCmd(), a.demoCmd(),
+		a.simulateCmd(), a.reportCmd(), a.scheduleCmd(), a.launchCmd())
 	return root
 }
 
 // connect loads the configuration and dials Temporal once per command.
-func (a *app) connect() error {
+func (a *app) connect() error { return a.connectCtx(context.Background()) }
+
+// connectCtx is connect, giving up when ctx ends.
+func (a *app) connectCtx(ctx context.Context) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
 	}
 	a.cfg = cfg
-	c, err := client.Dial(client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, Logger: quietLogger{}})
+	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, Logger: quietLogger{}})
 	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w (is the stack up? run `make up`)", cfg.Temporal.Address, err)
+		return fmt.Errorf("connect to Temporal at %s: %w (is the stack up? run `make up`, or set TEMPORAL_ADDRESS)", cfg.Temporal.Address, err)
 	}
 	a.client = c
 	return nil
@@ -78,7 +161,7 @@ func (a *app) signupCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "signup CUSTOMER_ID --email ADDRESS [flags]",
 		Short: "Sign a customer up for a trial (starts the journey once)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs("CUSTOMER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.CustomerID = args[0]
 			s.At = time.Now()
@@ -114,7 +197,7 @@ func (a *app) eventCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "event CUSTOMER_ID TYPE [--id EVENT_ID] [--prop key=value]...",
 		Short: "Send a CRM/product event into a customer's journey",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs("CUSTOMER_ID", "TYPE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e := workflows.Event{ID: id, Type: args[1], At: time.Now()}
 			if e.ID == "" {
@@ -123,7 +206,7 @@ func (a *app) eventCmd() *cobra.Command {
 			for _, p := range props {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok {
-					return fmt.Errorf("--prop %q: want key=value", p)
+					return usagef("--prop %q: want key=value", p)
 				}
 				if e.Properties == nil {
 					e.Properties = map[string]any{}
@@ -151,7 +234,7 @@ func (a *app) statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status CUSTOMER_ID",
 		Short: "Show a journey: stage, score and why, next step, recent timeline",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs("CUSTOMER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.connect(); err != nil {
 				return err

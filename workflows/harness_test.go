@@ -3,23 +3,19 @@ package workflows
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/simulate/driver"
 )
 
 // fakeCRM stands in for the activities in workflow tests: it behaves like
@@ -187,23 +183,16 @@ func (f *fakeCRM) stages() []campaign.Stage {
 	return out
 }
 
-// scripted is a signal the test sends at a time.
-type scripted struct {
-	at      time.Time
-	signal  string
-	payload any
-	sent    bool
-}
-
 // journeyRun drives a journey through as many runs (continue-as-new) as it
 // takes, each in a fresh time-skipping test environment that starts where
-// the previous run ended, until the journey completes or `until` is reached.
+// the previous run ended, until the journey completes or `until` is reached
+// (simulate/driver does the driving; `starter simulate` uses it too).
 type journeyRun struct {
 	t       *testing.T
 	suite   testsuite.WorkflowTestSuite
 	fake    *fakeCRM
 	start   time.Time
-	script  []*scripted
+	script  []*driver.Signal
 	runs    int
 	carried []int // bytes of state carried by each continue-as-new
 	result  *JourneyResult
@@ -212,6 +201,8 @@ type journeyRun struct {
 	// suggestContinueAsNewEvery raises Temporal's continue-as-new
 	// suggestion this long into every run.
 	suggestContinueAsNewEvery time.Duration
+	// onRun is called before each run starts, with the time it starts at.
+	onRun func(now time.Time)
 }
 
 func newJourneyRun(t *testing.T, start time.Time) *journeyRun {
@@ -222,7 +213,7 @@ func newJourneyRun(t *testing.T, start time.Time) *journeyRun {
 }
 
 func (r *journeyRun) at(d time.Duration, signal string, payload any) *journeyRun {
-	r.script = append(r.script, &scripted{at: r.start.Add(d), signal: signal, payload: payload})
+	r.script = append(r.script, &driver.Signal{At: r.start.Add(d), Name: signal, Payload: payload})
 	return r
 }
 
@@ -239,63 +230,41 @@ func (r *journeyRun) input(customerID string) JourneyInput {
 // run executes until the journey ends or `until` after the start.
 func (r *journeyRun) run(in JourneyInput, until time.Duration) {
 	t := r.t
-	deadline := r.start.Add(until)
-	now := r.start
-	sort.SliceStable(r.script, func(i, j int) bool { return r.script[i].at.Before(r.script[j].at) })
-	for {
-		r.runs++
-		require.Less(t, r.runs, 500, "too many runs")
-		env := r.suite.NewTestWorkflowEnvironment()
-		env.SetStartTime(now)
-		env.RegisterWorkflowWithOptions(CustomerJourney, workflow.RegisterOptions{Name: WorkflowName})
-		env.RegisterActivity(r.fake)
-		r.fake.now = env.Now
-		runStart := now
-		for _, s := range r.script {
-			if s.sent || s.at.After(deadline) {
-				continue
+	out, err := driver.Run[JourneyInput]{
+		Suite:    &r.suite,
+		Workflow: CustomerJourney,
+		Name:     WorkflowName,
+		Setup: func(env *driver.Env) {
+			env.RegisterActivity(r.fake)
+			r.fake.now = env.Now
+			if r.onRun != nil {
+				r.onRun(env.Now())
 			}
-			s := s
-			env.RegisterDelayedCallback(func() {
-				s.sent = true
-				env.SignalWorkflow(s.signal, s.payload)
-			}, max(s.at.Sub(runStart), 0))
-		}
-		if r.suggestContinueAsNewEvery > 0 {
-			env.RegisterDelayedCallback(func() { env.SetContinueAsNewSuggested(true) }, r.suggestContinueAsNewEvery)
-		}
-		env.RegisterDelayedCallback(func() {
+		},
+		Start:                     r.start,
+		Until:                     r.start.Add(until),
+		Signals:                   r.script,
+		SuggestContinueAsNewEvery: r.suggestContinueAsNewEvery,
+		AtDeadline: func(env *driver.Env) {
 			if v, err := env.QueryWorkflow(QueryState); err == nil {
 				_ = v.Get(&r.view)
 			}
-			env.CancelWorkflow()
-		}, deadline.Sub(runStart))
-		env.ExecuteWorkflow(WorkflowName, in)
-		require.True(t, env.IsWorkflowCompleted())
-		err := env.GetWorkflowError()
-		now = env.Now()
-		var can *workflow.ContinueAsNewError
-		switch {
-		case errors.As(err, &can):
-			var next JourneyInput
-			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+		},
+		OnContinueAsNew: func(next JourneyInput, _ int) {
 			raw, _ := json.Marshal(next)
 			r.carried = append(r.carried, len(raw))
-			in = next
 			r.view = viewOf(next)
-			continue
-		case err == nil:
-			var res JourneyResult
-			require.NoError(t, env.GetWorkflowResult(&res))
-			r.result = &res
-			if v, qerr := env.QueryWorkflow(QueryState); qerr == nil {
-				_ = v.Get(&r.view)
-			}
-		default:
-			require.True(t, temporal.IsCanceledError(err), "journey failed in run %d at %s: %+v", r.runs, now, err)
+		},
+	}.Execute(in)
+	r.runs, r.ended = out.Runs, out.Ended
+	require.NoError(t, err, "journey failed")
+	if out.Completed {
+		var res JourneyResult
+		require.NoError(t, out.Env.GetWorkflowResult(&res))
+		r.result = &res
+		if v, qerr := out.Env.QueryWorkflow(QueryState); qerr == nil {
+			_ = v.Get(&r.view)
 		}
-		r.ended = now
-		return
 	}
 }
 

@@ -351,3 +351,54 @@ func TestBehaviourScoreDecaysWithoutEngagement(t *testing.T) {
 	r.run(r.input("dc"), day+15*day)
 	assert.Equal(t, 0, r.view.BehaviourScore, "10 points, -5 per week without engagement")
 }
+func v2Campaign(t *testing.T) *campaign.Campaign {
+	// v2 changes the first nurture email to the offer.
+	v2, err := campaign.LoadFile("testdata/test-campaign.yaml")
+	require.NoError(t, err)
+	v2.Version = "v2"
+	v2.Nurture.Steps[0].Template = "offer"
+	v2.Nurture.Steps[0].Variants = nil
+	return v2
+}
+
+func TestNewJourneysStartOnTheLatestCampaignVersion(t *testing.T) {
+	r := newJourneyRun(t, monday).signup(0, coldLead("nv"))
+	require.NoError(t, r.fake.reg.Add(v2Campaign(t)))
+	r.run(r.input("nv"), 4*day)
+	for _, s := range r.fake.sends {
+		assert.Contains(t, s.Key, "@v2/", s.Step)
+	}
+	assert.Equal(t, []string{"n1:offer"}, filterPrefix(r.fake.templatesSent(), "n1:"))
+}
+
+func TestRunningJourneyKeepsItsVersionWithinAStage(t *testing.T) {
+	// v1 only at the start; v2 arrives during the trial (before the run that
+	// continues-as-new at the trial -> nurture boundary loads the campaign).
+	r := newJourneyRun(t, monday).signup(0, coldLead("v2"))
+	v2 := v2Campaign(t)
+	r.onRun = func(now time.Time) {
+		if now.After(monday.Add(12 * time.Hour)) {
+			require.NoError(t, r.fake.reg.Add(v2))
+		}
+	}
+	r.run(r.input("v2"), 4*day)
+
+	got := map[string]string{}
+	for _, s := range r.fake.sends {
+		got[s.Step] = s.Key
+	}
+	assert.Contains(t, got["welcome"], "@v1/", "trial started on v1")
+	assert.Contains(t, got["tips"], "@v1/", "within the trial the journey keeps v1")
+	assert.Contains(t, got["n1"], "@v2/", "nurture, after the boundary, runs on v2")
+	assert.Equal(t, []string{"n1:offer"}, filterPrefix(r.fake.templatesSent(), "n1:"), "v2's nurture content")
+}
+
+func filterPrefix(list []string, prefix string) []string {
+	var out []string
+	for _, s := range list {
+		if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+			out = append(out, s)
+		}
+	}
+	return out
+}
