@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/lifecycle/activities"
+	"github.com/acme/lifecycle/broadcast"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
@@ -74,6 +76,12 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 		Signer: email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())), PublicBaseURL: cfg.PublicBaseURL,
 		From: cfg.SMTP.From, Metrics: metrics,
 	})
+	w.RegisterWorkflowWithOptions(broadcast.Workflow, workflow.RegisterOptions{Name: broadcast.WorkflowName})
+	w.RegisterActivityWithOptions(&broadcast.Activities{
+		CRM: store, Mail: sender, Campaigns: campaigns,
+		Signer: email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())), PublicBaseURL: cfg.PublicBaseURL,
+		From: cfg.SMTP.From, Concurrency: cfg.SMTP.Connections,
+	}, activity.RegisterOptions{Name: broadcast.ActivityPrefix})
 	logger.Info("worker assembled", "task_queue", cfg.Temporal.TaskQueue, "campaigns", campaigns.IDs())
 	return &App{Worker: w, CRM: store, Mail: sender, Campaigns: campaigns}, nil
 }
