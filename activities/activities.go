@@ -73,21 +73,7 @@ func (a *Activities) LoadCampaign(_ context.Context, in LoadCampaignInput) (*cam
 	if err != nil {
 		return nil, fmt.Errorf("load campaign: %w", err)
 	}
-	return forJourney(c), nil
-}
-
-// forJourney copies the definition with template bodies left out.
-func forJourney(c *campaign.Campaign) *campaign.Campaign {
-	out := &campaign.Campaign{
-		ID: c.ID, Version: c.Version, Product: c.Product, DefaultTimeZone: c.DefaultTimeZone,
-		Sending: c.Sending, Scoring: c.Scoring, Trial: c.Trial, Nurture: c.Nurture, Sales: c.Sales,
-		Onboarding: c.Onboarding, Active: c.Active, AtRisk: c.AtRisk, Churned: c.Churned, Source: c.Source,
-		Templates: make(map[string]campaign.Template, len(c.Templates)),
-	}
-	for id, t := range c.Templates {
-		out.Templates[id] = campaign.Template{Category: t.CategoryOrDefault()}
-	}
-	return out
+	return c.WithoutTemplateBodies(), nil
 }
 
 // UpsertContact creates or updates the CRM contact.

@@ -128,7 +128,7 @@ func (a *Activities) SendPage(ctx context.Context, in PageInput) (PageResult, er
 	if _, ok := c.Templates[bi.Template]; !ok {
 		return PageResult{}, badInput(fmt.Errorf("template %q not found in campaign %s", bi.Template, c.Key()))
 	}
-	tpl, err := newRenderer(c, bi.Template)
+	tpl, err := c.Renderer(bi.Template)
 	if err != nil {
 		return PageResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("broadcast %s: %v", bi.BroadcastID, err), ErrTemplate, err)
@@ -334,7 +334,7 @@ type pageRun struct {
 	a          *Activities
 	in         Input
 	c          *campaign.Campaign
-	tpl        *renderer
+	tpl        *campaign.Renderer
 	log        tlog.Logger
 	conc       int
 	chunk      int
@@ -430,7 +430,7 @@ func validAddress(v string) bool {
 func (r *pageRun) prepare(rc crm.Recipient) (job, error) {
 	key := SendKey(rc.CustomerID, r.in.BroadcastID)
 	unsubscribe := r.a.Signer.UnsubscribeURL(r.a.PublicBaseURL, rc.CustomerID)
-	out, err := r.tpl.render(campaign.TemplateData{
+	out, err := r.tpl.Render(campaign.TemplateData{
 		FirstName: rc.FirstName, LastName: rc.LastName, Email: rc.Email, Company: rc.Company,
 		Stage: rc.Stage, Score: rc.Score, UnsubscribeURL: unsubscribe,
 		Extra: map[string]string{campaign.ExtraCustomerID: rc.CustomerID},

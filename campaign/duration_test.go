@@ -157,7 +157,7 @@ func TestJSONRoundTrip(t *testing.T) {
 
 	var back Campaign
 	require.NoError(t, json.Unmarshal(data, &back))
-	assert.Equal(t, *c, back)
+	assert.Equal(t, c, &back)
 	require.NoError(t, back.Validate())
 
 	d, err := json.Marshal(Duration(90 * time.Minute))

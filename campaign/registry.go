@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -72,7 +73,7 @@ func (r *Registry) conflict(c *Campaign, batch []*Campaign) error {
 		if o.ID != c.ID || o.Version != c.Version {
 			continue
 		}
-		if !sameContent(o, c) {
+		if !SameContent(o, c) {
 			return fmt.Errorf("%s: campaign %s is already defined with different content (in %s); publish changes as a new version",
 				sourceOr(c), c.Key(), sourceOr(o))
 		}
@@ -87,10 +88,25 @@ func sourceOr(c *Campaign) string {
 	return c.Source
 }
 
-func sameContent(a, b *Campaign) bool {
-	x, y := *a, *b
-	x.Source, y.Source = "", ""
-	return reflect.DeepEqual(x, y)
+// SameContent compares two definitions by what they say (their JSON form,
+// which leaves out the source file and the template cache).
+func SameContent(a, b *Campaign) bool {
+	x, errX := contentMap(a)
+	y, errY := contentMap(b)
+	return errX == nil && errY == nil && reflect.DeepEqual(x, y)
+}
+
+func contentMap(c *Campaign) (map[string]any, error) {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "source")
+	return m, nil
 }
 
 func (r *Registry) put(c *Campaign) {

@@ -153,7 +153,7 @@ func TestRegistryEmbedded(t *testing.T) {
 			require.NoError(t, err)
 			ec, err := r.Get(fc.ID, fc.Version)
 			require.NoError(t, err)
-			assert.True(t, sameContent(fc, ec))
+			assert.True(t, SameContent(fc, ec))
 		}
 	}
 	assert.Positive(t, n)

@@ -69,27 +69,80 @@ func (t Template) CategoryOrDefault() Category {
 // campaign's product. Errors name the campaign (id@version), the template
 // and the part, e.g. `saas-lifecycle@v1: templates.welcome.html: template:
 // welcome.html:3:9: executing ...`. The subject is trimmed and must not
-// contain a line break.
+// contain a line break. Templates are parsed once per campaign version
+// (see Renderer).
 func (c *Campaign) Render(templateID string, data TemplateData) (Rendered, error) {
+	r, err := c.Renderer(templateID)
+	if err != nil {
+		return Rendered{}, err
+	}
+	return r.Render(data)
+}
+
+// Renderer returns the template parsed once and kept with the campaign:
+// parsing is most of the cost of rendering, and a broadcast renders the same
+// template thousands of times. Safe for concurrent use.
+func (c *Campaign) Renderer(templateID string) (*Renderer, error) {
 	if c == nil {
-		return Rendered{}, fmt.Errorf("render %q: no campaign", templateID)
+		return nil, fmt.Errorf("render %q: no campaign", templateID)
+	}
+	if r, ok := c.renderers.Load(templateID); ok {
+		return r.(*Renderer), nil
 	}
 	t, ok := c.Templates[templateID]
 	if !ok {
-		return Rendered{}, fmt.Errorf("%s: template %q not found", c.Key(), templateID)
+		return nil, fmt.Errorf("%s: template %q not found", c.Key(), templateID)
 	}
-	if data.Product == "" {
-		data.Product = c.Product
-	}
-	r, err := renderTemplate(templateID, t, data)
+	r, err := parseTemplate(templateID, t)
 	if err != nil {
-		return Rendered{}, fmt.Errorf("%s: %w", c.Key(), err)
+		return nil, fmt.Errorf("%s: %w", c.Key(), err)
 	}
-	return r, nil
+	r.key, r.product = c.Key(), c.Product
+	stored, _ := c.renderers.LoadOrStore(templateID, r)
+	return stored.(*Renderer), nil
+}
+
+// WithoutTemplateBodies is the definition as a journey needs it: every
+// template reduced to its category. The journey only decides which template
+// and category; the send activity renders from the registry. It keeps each
+// journey run's history small (the bodies are most of a campaign).
+func (c *Campaign) WithoutTemplateBodies() *Campaign {
+	out := &Campaign{
+		ID: c.ID, Version: c.Version, Product: c.Product, DefaultTimeZone: c.DefaultTimeZone,
+		Sending: c.Sending, Scoring: c.Scoring, Trial: c.Trial, Nurture: c.Nurture, Sales: c.Sales,
+		Onboarding: c.Onboarding, Active: c.Active, AtRisk: c.AtRisk, Churned: c.Churned, Source: c.Source,
+		Templates: make(map[string]Template, len(c.Templates)),
+	}
+	for id, t := range c.Templates {
+		out.Templates[id] = Template{Category: t.CategoryOrDefault()}
+	}
+	return out
 }
 
 // Key is "id@version", how journeys and errors name a campaign version.
 func (c *Campaign) Key() string { return c.ID + "@" + c.Version }
+
+// Renderer is a parsed template of a campaign version.
+type Renderer struct {
+	key, product string
+	id           string
+	category     Category
+	subject      *texttemplate.Template
+	text         *texttemplate.Template
+	html         *htmltemplate.Template
+}
+
+// Render executes the template; see Campaign.Render.
+func (r *Renderer) Render(data TemplateData) (Rendered, error) {
+	if data.Product == "" {
+		data.Product = r.product
+	}
+	out, err := r.execute(data)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("%s: %w", r.key, err)
+	}
+	return out, nil
+}
 
 // renderError is a template problem; its path is templates.<id>.<part>.
 type renderError struct {
@@ -100,52 +153,69 @@ type renderError struct {
 func (e *renderError) Error() string { return e.path + ": " + e.err.Error() }
 func (e *renderError) Unwrap() error { return e.err }
 
-func renderTemplate(id string, t Template, data TemplateData) (Rendered, error) {
+// parseTemplate parses every part; errors are *renderError.
+func parseTemplate(id string, t Template) (*Renderer, error) {
 	path := "templates." + id
-	out := Rendered{Category: t.CategoryOrDefault()}
+	r := &Renderer{id: id, category: t.CategoryOrDefault()}
 	var err error
-	if out.Subject, err = execText(id+".subject", t.Subject, data); err != nil {
-		return Rendered{}, &renderError{path + ".subject", err}
+	if r.subject, err = parseText(id+".subject", t.Subject); err != nil {
+		return nil, &renderError{path + ".subject", err}
 	}
-	out.Subject = strings.TrimSpace(out.Subject)
+	if r.text, err = parseText(id+".text", t.Text); err != nil {
+		return nil, &renderError{path + ".text", err}
+	}
+	if t.HTML != "" {
+		if r.html, err = htmltemplate.New(id + ".html").Option("missingkey=error").Parse(t.HTML); err != nil {
+			return nil, &renderError{path + ".html", err}
+		}
+	}
+	return r, nil
+}
+
+func parseText(name, src string) (*texttemplate.Template, error) {
+	if src == "" {
+		return nil, nil
+	}
+	return texttemplate.New(name).Option("missingkey=error").Parse(src)
+}
+
+// execute renders the parts; errors are *renderError.
+func (r *Renderer) execute(data TemplateData) (Rendered, error) {
+	path := "templates." + r.id
+	out := Rendered{Category: r.category}
+	var b bytes.Buffer
+	if r.subject != nil {
+		if err := r.subject.Execute(&b, data); err != nil {
+			return Rendered{}, &renderError{path + ".subject", err}
+		}
+		out.Subject = strings.TrimSpace(b.String())
+	}
 	if strings.ContainsAny(out.Subject, "\r\n") {
 		return Rendered{}, &renderError{path + ".subject", fmt.Errorf("rendered subject contains a line break: %q", out.Subject)}
 	}
-	if out.Text, err = execText(id+".text", t.Text, data); err != nil {
-		return Rendered{}, &renderError{path + ".text", err}
+	if r.text != nil {
+		b.Reset()
+		if err := r.text.Execute(&b, data); err != nil {
+			return Rendered{}, &renderError{path + ".text", err}
+		}
+		out.Text = b.String()
 	}
-	if out.HTML, err = execHTML(id+".html", t.HTML, data); err != nil {
-		return Rendered{}, &renderError{path + ".html", err}
+	if r.html != nil {
+		b.Reset()
+		if err := r.html.Execute(&b, data); err != nil {
+			return Rendered{}, &renderError{path + ".html", err}
+		}
+		out.HTML = b.String()
 	}
 	return out, nil
 }
 
-func execText(name, src string, data TemplateData) (string, error) {
-	if src == "" {
-		return "", nil
-	}
-	tpl, err := texttemplate.New(name).Option("missingkey=error").Parse(src)
+// renderTemplate parses and renders once (validation); errors are
+// *renderError.
+func renderTemplate(id string, t Template, data TemplateData) (Rendered, error) {
+	r, err := parseTemplate(id, t)
 	if err != nil {
-		return "", err
+		return Rendered{}, err
 	}
-	var b bytes.Buffer
-	if err := tpl.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-func execHTML(name, src string, data TemplateData) (string, error) {
-	if src == "" {
-		return "", nil
-	}
-	tpl, err := htmltemplate.New(name).Option("missingkey=error").Parse(src)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := tpl.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
+	return r.execute(data)
 }

@@ -8,7 +8,10 @@
 // randomness. Loading files happens in the activity side (Registry).
 package campaign
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Stage is a step of the customer journey; its value is what the
 // JourneyStage search attribute holds.
@@ -69,6 +72,9 @@ type Campaign struct {
 	// Source is the file the definition was loaded from (for error messages
 	// and the UI); not part of the YAML.
 	Source string `yaml:"-" json:"source,omitempty"`
+
+	// renderers caches parsed templates by id (see Renderer).
+	renderers sync.Map
 }
 
 // Sending holds the per-customer rules for marketing mail.

@@ -95,12 +95,7 @@ func (f *simCRM) LoadCampaign(_ context.Context, in activities.LoadCampaignInput
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrBadInput, err)
 	}
-	out := *c
-	out.Templates = make(map[string]campaign.Template, len(c.Templates))
-	for id, t := range c.Templates {
-		out.Templates[id] = campaign.Template{Category: t.CategoryOrDefault()}
-	}
-	return &out, nil
+	return c.WithoutTemplateBodies(), nil
 }
 
 // UpsertContact keeps the profile (for fit scoring and the time zone).

@@ -74,8 +74,8 @@ func parseSpan(s string) (time.Duration, error) {
 // templates.welcome.subject"); versions, descriptions and sources aside.
 func diffCampaigns(old, new *campaign.Campaign) []string {
 	a, b := map[string]string{}, map[string]string{}
-	flatten(reflect.ValueOf(*old), "", a)
-	flatten(reflect.ValueOf(*new), "", b)
+	flatten(reflect.ValueOf(old).Elem(), "", a)
+	flatten(reflect.ValueOf(new).Elem(), "", b)
 	for _, m := range []map[string]string{a, b} {
 		delete(m, "version")
 		delete(m, "description")

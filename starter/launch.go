@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -451,7 +450,7 @@ func (a *app) explainCampaign(cmd *cobra.Command, file string, c *campaign.Campa
 	fmt.Fprintf(out, "%s: campaign %s, valid (%d templates, each renders).\n\n", file, c.Key(), len(c.Templates))
 	versions := reg.Versions(c.ID)
 	if existing, err := reg.Get(c.ID, c.Version); err == nil {
-		if reflect.DeepEqual(withoutSource(existing), withoutSource(c)) {
+		if campaign.SameContent(existing, c) {
 			fmt.Fprintf(out, "This exact version is already deployed (%s). Nothing would change.\n", existing.Source)
 			return nil
 		}
@@ -523,9 +522,3 @@ func (a *app) countJourneys(cmd *cobra.Command, id string, versions []string) {
 }
 
 func escapeQuery(s string) string { return strings.ReplaceAll(s, "'", "\\'") }
-
-func withoutSource(c *campaign.Campaign) campaign.Campaign {
-	x := *c
-	x.Source = ""
-	return x
-}
