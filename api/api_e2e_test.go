@@ -4,26 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/acme/lifecycle/api"
-	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
-	"github.com/acme/lifecycle/email/mailpit"
+	"github.com/acme/lifecycle/internal/stacktest"
 	"github.com/acme/lifecycle/internal/testenv"
 	"github.com/acme/lifecycle/internal/workerapp"
 	"github.com/acme/lifecycle/workflows"
@@ -34,58 +28,35 @@ import (
 // the worker command builds it (internal/workerapp), on a task queue of its
 // own, against a fresh CRM database.
 type e2e struct {
-	cfg     config.Config
+	*stacktest.Stack
 	app     *workerapp.App
 	api     *api.Client
 	baseURL string
 	signer  email.Signer
-	mailpit *mailpit.Client
-}
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
-	temporalAddr := testenv.Temporal(t)
-	smtpAddr, mailpitURL := testenv.Mailpit(t)
-	dbURL := testenv.NewDatabase(t)
-	host, port, err := net.SplitHostPort(smtpAddr)
-	require.NoError(t, err)
-	cfg, err := config.LoadFrom(map[string]string{
-		"TEMPORAL_ADDRESS": temporalAddr, "TEMPORAL_TASK_QUEUE": "api-e2e-" + testenv.RandomID(4),
-		"DATABASE_URL": dbURL, "SMTP_HOST": host, "SMTP_PORT": port,
+	st := stacktest.New(t, map[string]string{
+		"TEMPORAL_TASK_QUEUE": "api-e2e-" + testenv.RandomID(4),
 		// One journey day is one second.
-		"TIME_SCALE": "86400", "METRICS_ADDR": "", "LOG_LEVEL": "warn",
+		"TIME_SCALE": "86400",
 		"API_SECRET": "api-e2e-secret-" + testenv.RandomID(8), "UNSUBSCRIBE_SECRET": "api-e2e-unsub-" + testenv.RandomID(8),
 	})
-	require.NoError(t, err)
-	c, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: cfg.Temporal.Namespace, Logger: tlog.NewStructuredLogger(quietLogger())})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	app, err := workerapp.New(ctx, cfg, c, nil, quietLogger())
-	require.NoError(t, err)
-	require.NoError(t, app.Worker.Start())
-	t.Cleanup(func() {
-		app.Worker.Stop()
-		app.Close()
-	})
+	cfg := st.Cfg
+	app := st.StartWorker(t)
 
 	signer := email.NewSigner([]byte(cfg.UnsubscribeSecret.Value()))
 	srv := httptest.NewServer(api.New(api.Options{
-		Starter: workflows.Starter{Client: c, TaskQueue: cfg.Temporal.TaskQueue, CampaignID: "saas-lifecycle", TimeScale: cfg.TimeScale},
+		Starter: workflows.Starter{Client: st.Client, TaskQueue: cfg.Temporal.TaskQueue, CampaignID: "saas-lifecycle", TimeScale: cfg.TimeScale},
 		CRM:     app.CRM,
 		Signer:  signer,
 		Secret:  []byte(cfg.APISecret.Value()),
-		Logger:  quietLogger(),
+		Logger:  stacktest.QuietLogger(),
 	}))
 	t.Cleanup(srv.Close)
 	return &e2e{
-		cfg: cfg, app: app, baseURL: srv.URL, signer: signer, mailpit: mailpit.New(mailpitURL),
+		Stack: st, app: app, baseURL: srv.URL, signer: signer,
 		api: &api.Client{BaseURL: srv.URL, Secret: []byte(cfg.APISecret.Value())},
 	}
 }
@@ -93,46 +64,18 @@ func newE2E(t *testing.T) *e2e {
 // waitStage polls the journey through the API until it is in stage.
 func (s *e2e) waitStage(t *testing.T, customerID, stage string, timeout time.Duration) workflows.JourneyView {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
+	var v workflows.JourneyView
+	stacktest.WaitFor(t, timeout, customerID+" in stage "+stage, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		v, err := s.api.Journey(ctx, customerID)
-		cancel()
-		if err == nil && string(v.Stage) == stage {
-			return v
-		}
+		defer cancel()
+		var err error
+		v, err = s.api.Journey(ctx, customerID)
 		if err != nil {
-			last = err.Error()
-		} else {
-			last = string(v.Stage)
+			return false, err.Error()
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s in stage %s (last: %s)", timeout, customerID, stage, last)
-	return workflows.JourneyView{}
-}
-
-// waitMail waits for an email to `to` whose subject contains subject.
-func (s *e2e) waitMail(t *testing.T, to, subject string) mailpit.Summary {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		found, err := s.mailpit.Search(ctx, "to:"+to)
-		if err == nil {
-			for _, m := range found {
-				if strings.Contains(m.Subject, subject) {
-					return m
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no email to %s with %q: %v", to, subject, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return string(v.Stage) == stage, string(v.Stage)
+	})
+	return v
 }
 
 // TestAPIEndToEnd: signup via the API → events via the API cross the
@@ -159,7 +102,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, workflows.JourneyID(id), res.JourneyID)
 	s.waitStage(t, id, "trial", 30*time.Second)
-	s.waitMail(t, customer, "your trial has started")
+	s.WaitMail(t, customer, "your trial has started", 30*time.Second)
 
 	// trial_activated (+15) crosses the threshold; an unknown type rides
 	// along with a warning and an invalid event is rejected by index.
@@ -179,7 +122,7 @@ func TestAPIEndToEnd(t *testing.T) {
 
 	v := s.waitStage(t, id, "sales", 30*time.Second)
 	assert.GreaterOrEqual(t, v.Score, 60)
-	owner := s.waitMail(t, "sales@acme.example", "New qualified lead: Ada "+id)
+	owner := s.WaitMail(t, "sales@acme.example", "New qualified lead: Ada "+id, 30*time.Second)
 	assert.Contains(t, owner.Subject, "Engines Ltd")
 	handoff, err := s.app.CRM.GetHandoff(ctx, id+"/handoff/2")
 	require.NoError(t, err, "handoff row written with the sales stage entry")
@@ -190,7 +133,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, won.Accepted)
 	assert.Empty(t, won.Warnings)
-	s.waitMail(t, customer, "Here's your onboarding plan")
+	s.WaitMail(t, customer, "Here's your onboarding plan", 30*time.Second)
 	v = s.waitStage(t, id, "onboarding", 30*time.Second)
 	assert.Equal(t, "saas-lifecycle", v.CampaignID)
 

@@ -62,7 +62,7 @@ func BenchmarkBroadcast(b *testing.B) {
 
 func benchBroadcast(b *testing.B, n int, env map[string]string, sink *nullSink) {
 	s := newStack(b, env)
-	s.startWorker(b)
+	s.StartWorker(b)
 	total := time.Duration(0)
 	for i := range b.N {
 		b.StopTimer()
@@ -83,7 +83,7 @@ func benchBroadcast(b *testing.B, n int, env map[string]string, sink *nullSink) 
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		started := time.Now()
-		run, err := broadcast.Start(ctx, s.client, s.cfg.Temporal.TaskQueue, in)
+		run, err := broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 		require.NoError(b, err)
 		var p broadcast.Progress
 		require.NoError(b, run.Get(ctx, &p))
@@ -133,8 +133,8 @@ func (s *stack) rawRate(tb testing.TB, n int) float64 {
 	data := campaign.SampleTemplateData(c)
 	out, err := c.Render("holiday_new_year", data)
 	require.NoError(tb, err)
-	sender, err := email.NewSender(email.Config{Host: s.cfg.SMTP.Host, Port: s.cfg.SMTP.Port, TLSMode: s.cfg.SMTP.TLSMode,
-		From: s.cfg.SMTP.From, FromName: s.cfg.SMTP.FromName, Connections: s.cfg.SMTP.Connections})
+	sender, err := email.NewSender(email.Config{Host: s.Cfg.SMTP.Host, Port: s.Cfg.SMTP.Port, TLSMode: s.Cfg.SMTP.TLSMode,
+		From: s.Cfg.SMTP.From, FromName: s.Cfg.SMTP.FromName, Connections: s.Cfg.SMTP.Connections})
 	require.NoError(tb, err)
 	defer sender.Close()
 	domain := "raw-" + testenv.RandomID(3) + ".example"
@@ -142,11 +142,11 @@ func (s *stack) rawRate(tb testing.TB, n int) float64 {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	start := time.Now()
-	for range s.cfg.SMTP.Connections {
+	for range s.Cfg.SMTP.Connections {
 		wg.Go(func() {
 			for i := range jobs {
 				err := sender.Send(context.Background(), email.Message{
-					MessageID: email.MessageIDFor(fmt.Sprintf("raw/%s/%d", domain, i), s.cfg.SMTP.From),
+					MessageID: email.MessageIDFor(fmt.Sprintf("raw/%s/%d", domain, i), s.Cfg.SMTP.From),
 					To:        fmt.Sprintf("r%06d@%s", i, domain), ToName: "Kim", Subject: out.Subject, Text: out.Text, HTML: out.HTML,
 					Category: email.CategoryMarketing, UnsubscribeURL: data.UnsubscribeURL,
 				})

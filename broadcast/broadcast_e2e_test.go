@@ -4,74 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/acme/lifecycle/broadcast"
-	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
 	"github.com/acme/lifecycle/email/mailpit"
+	"github.com/acme/lifecycle/internal/stacktest"
 	"github.com/acme/lifecycle/internal/testenv"
-	"github.com/acme/lifecycle/internal/workerapp"
 )
 
-// stack is one test's view of the real servers: a fresh CRM database and a
-// task queue of its own on the shared Temporal dev server and Mailpit.
+// stack is one test's view of the real servers (see stacktest.Stack) and
+// its CRM.
 type stack struct {
-	cfg     config.Config
-	env     map[string]string
-	client  client.Client
-	mailpit *mailpit.Client
-	store   *crm.Store
-}
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	*stacktest.Stack
+	store *crm.Store
 }
 
 func newStack(tb testing.TB, extra map[string]string) *stack {
 	tb.Helper()
-	temporalAddr := testenv.Temporal(tb)
-	smtpAddr, apiURL := testenv.Mailpit(tb)
-	dbURL := testenv.NewDatabase(tb)
-	host, port, _ := strings.Cut(smtpAddr, ":")
-	env := map[string]string{
-		"TEMPORAL_ADDRESS": temporalAddr, "TEMPORAL_TASK_QUEUE": "broadcast-" + testenv.RandomID(4),
-		"DATABASE_URL": dbURL, "SMTP_HOST": host, "SMTP_PORT": port,
-		"METRICS_ADDR": "", "LOG_LEVEL": "warn",
-	}
+	env := map[string]string{"TEMPORAL_TASK_QUEUE": "broadcast-" + testenv.RandomID(4)}
 	for k, v := range extra {
 		env[k] = v
 	}
-	cfg, err := config.LoadFrom(env)
-	require.NoError(tb, err)
-	c, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: cfg.Temporal.Namespace,
-		Logger: tlog.NewStructuredLogger(quietLogger())})
-	require.NoError(tb, err)
-	tb.Cleanup(c.Close)
+	st := stacktest.New(tb, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := crm.Open(ctx, dbURL)
+	store, err := crm.Open(ctx, st.Cfg.DatabaseURL.Value())
 	require.NoError(tb, err)
 	tb.Cleanup(store.Close)
 	require.NoError(tb, store.Migrate(ctx))
-	return &stack{cfg: cfg, env: env, client: c, mailpit: mailpit.New(apiURL), store: store}
+	return &stack{Stack: st, store: store}
 }
 
 // seed writes n contacts with unique addresses at domain straight into the
@@ -92,22 +65,6 @@ func (s *stack) seed(tb testing.TB, n int, domain string) {
 	require.EqualValues(tb, n, copied)
 }
 
-// startWorker runs an in-process worker (as the worker command builds it)
-// until the test ends.
-func (s *stack) startWorker(tb testing.TB) *workerapp.App {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	app, err := workerapp.New(ctx, s.cfg, s.client, nil, quietLogger())
-	require.NoError(tb, err)
-	require.NoError(tb, app.Worker.Start())
-	tb.Cleanup(func() {
-		app.Worker.Stop()
-		app.Close()
-	})
-	return app
-}
-
 func (s *stack) input(id string) broadcast.Input {
 	return broadcast.Input{BroadcastID: id, CampaignID: "saas-lifecycle", Template: "holiday_new_year",
 		Segment: broadcast.Segment{Stages: []string{crm.StageActive}}}
@@ -120,7 +77,7 @@ func (s *stack) delivered(tb testing.TB, domain string) map[string][]mailpit.Sum
 	// large store takes a while.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	msgs, err := s.mailpit.Search(ctx, "to:"+domain)
+	msgs, err := s.Mailpit.Search(ctx, "to:"+domain)
 	require.NoError(tb, err)
 	by := map[string][]mailpit.Summary{}
 	for _, m := range msgs {
@@ -157,21 +114,6 @@ func (s *stack) deleteMail(tb testing.TB, domain string) {
 	_ = resp.Body.Close()
 }
 
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	tb.Fatalf("timed out after %s waiting for %s (last: %s)", timeout, what, last)
-}
-
 func (s *stack) sentCount(tb testing.TB) int {
 	tb.Helper()
 	var n int
@@ -190,7 +132,7 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 	domain := "bc-" + testenv.RandomID(4) + ".example"
 	s.forgetMail(t, domain)
 	s.seed(t, n, domain)
-	s.startWorker(t)
+	s.StartWorker(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -198,12 +140,12 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 	in := s.input(id)
 	in.PageSize = 300
 	started := time.Now()
-	run, err := broadcast.Start(ctx, s.client, s.cfg.Temporal.TaskQueue, in)
+	run, err := broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 	require.NoError(t, err)
 	require.Equal(t, broadcast.WorkflowID(id), run.GetID())
 
 	// A second start of the same broadcast is refused while it runs.
-	_, err = broadcast.Start(ctx, s.client, s.cfg.Temporal.TaskQueue, in)
+	_, err = broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 	require.ErrorIs(t, err, broadcast.ErrAlreadyStarted)
 
 	var p broadcast.Progress
@@ -216,17 +158,17 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 	require.Equal(t, 4, p.Pages) // 300, 300, 300, 100
 	require.Equal(t, fmt.Sprintf("cus-%06d", n-1), p.Cursor)
 
-	got, err := broadcast.GetProgress(ctx, s.client, id)
+	got, err := broadcast.GetProgress(ctx, s.Client, id)
 	require.NoError(t, err)
 	require.Equal(t, p.Sent, got.Sent)
 	require.True(t, got.Done)
 
 	// And after it completed, too: a broadcast ID sends once.
-	_, err = broadcast.Start(ctx, s.client, s.cfg.Temporal.TaskQueue, in)
+	_, err = broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 	require.ErrorIs(t, err, broadcast.ErrAlreadyStarted)
 	require.Contains(t, err.Error(), "choose a new ID")
 
-	waitFor(t, 30*time.Second, "all emails in Mailpit", func() (bool, string) {
+	stacktest.WaitForEvery(t, 30*time.Second, 100*time.Millisecond, "all emails in Mailpit", func() (bool, string) {
 		c := len(s.delivered(t, domain))
 		return c == n, fmt.Sprint(c)
 	})
@@ -239,60 +181,18 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 		msgs := by[addr]
 		require.Len(t, msgs, 1, "%s got %d emails", addr, len(msgs))
 		key := broadcast.SendKey(fmt.Sprintf("cus-%06d", i), id)
-		require.Equal(t, strings.Trim(email.MessageIDFor(key, s.cfg.SMTP.From), "<>"), msgs[0].MessageID)
+		require.Equal(t, strings.Trim(email.MessageIDFor(key, s.Cfg.SMTP.From), "<>"), msgs[0].MessageID)
 		perMessageID[msgs[0].MessageID]++
 	}
 	require.Len(t, perMessageID, n, "every email has its own Message-ID")
 
 	// Marketing mail: the one-click unsubscribe headers are there.
-	h, err := s.mailpit.Headers(ctx, by["r000042@"+domain][0].ID)
+	h, err := s.Mailpit.Headers(ctx, by["r000042@"+domain][0].ID)
 	require.NoError(t, err)
 	require.Contains(t, http.Header(h).Get("List-Unsubscribe"), "/v1/unsubscribe?c=cus-000042")
 	require.Equal(t, "List-Unsubscribe=One-Click", http.Header(h).Get("List-Unsubscribe-Post"))
 	require.Equal(t, id, http.Header(h).Get("X-Broadcast"))
 	require.Equal(t, n, s.sentCount(t))
-}
-
-type workerProcess struct {
-	cmd *exec.Cmd
-}
-
-func buildWorker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/acme/lifecycle/worker").CombinedOutput()
-	require.NoError(t, err, "build worker: %s", out)
-	return bin
-}
-
-func (s *stack) startProcess(t *testing.T, bin string) *workerProcess {
-	t.Helper()
-	log, err := os.CreateTemp(t.TempDir(), "worker-*.log")
-	require.NoError(t, err)
-	cmd := exec.Command(bin)
-	cmd.Env = os.Environ()
-	for k, v := range s.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			if b, err := os.ReadFile(log.Name()); err == nil {
-				t.Logf("worker log %s:\n%s", log.Name(), tail(string(b), 4000))
-			}
-		}
-	})
-	return &workerProcess{cmd: cmd}
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }
 
 // TestBroadcastWorkerKilledHalfwaySendsEachEmailOnce runs the worker as a
@@ -312,8 +212,8 @@ func TestBroadcastWorkerKilledHalfwaySendsEachEmailOnce(t *testing.T) {
 	domain := "bck-" + testenv.RandomID(4) + ".example"
 	s.forgetMail(t, domain)
 	s.seed(t, n, domain)
-	bin := buildWorker(t)
-	first := s.startProcess(t, bin)
+	bin := stacktest.BuildWorker(t)
+	first := s.StartProcess(t, bin)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -321,21 +221,20 @@ func TestBroadcastWorkerKilledHalfwaySendsEachEmailOnce(t *testing.T) {
 	in := s.input(id)
 	// Throttled so that "halfway" lasts long enough to be hit.
 	in.RatePerSecond, in.PageSize = 100, 200
-	run, err := broadcast.Start(ctx, s.client, s.cfg.Temporal.TaskQueue, in)
+	run, err := broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 	require.NoError(t, err)
 
-	waitFor(t, 60*time.Second, "half of the emails sent", func() (bool, string) {
+	stacktest.WaitForEvery(t, 60*time.Second, 100*time.Millisecond, "half of the emails sent", func() (bool, string) {
 		c := s.sentCount(t)
 		return c >= n/2, fmt.Sprint(c)
 	})
-	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
-	_, _ = first.cmd.Process.Wait()
+	require.NoError(t, first.Kill())
 	killedAt := time.Now()
 	atKill := s.sentCount(t)
 	t.Logf("killed the worker with %d of %d emails recorded as sent", atKill, n)
 	require.Less(t, atKill, n, "the worker was killed too late to test anything")
 
-	s.startProcess(t, bin)
+	s.StartProcess(t, bin)
 	var p broadcast.Progress
 	require.NoError(t, run.Get(ctx, &p))
 	t.Logf("the broadcast finished %s after the kill: %+v", time.Since(killedAt).Round(time.Millisecond), p)
@@ -343,7 +242,7 @@ func TestBroadcastWorkerKilledHalfwaySendsEachEmailOnce(t *testing.T) {
 	require.Equal(t, n, p.Recipients(), "every recipient counted once")
 	require.Equal(t, n, p.Sent+p.Duplicate)
 
-	waitFor(t, 30*time.Second, "every recipient's email in Mailpit", func() (bool, string) {
+	stacktest.WaitForEvery(t, 30*time.Second, 100*time.Millisecond, "every recipient's email in Mailpit", func() (bool, string) {
 		c := len(s.delivered(t, domain))
 		return c == n, fmt.Sprintf("%d of %d recipients", c, n)
 	})
@@ -356,7 +255,7 @@ func TestBroadcastWorkerKilledHalfwaySendsEachEmailOnce(t *testing.T) {
 		msgs := by[addr]
 		require.NotEmpty(t, msgs, "%s got nothing", addr)
 		key := broadcast.SendKey(fmt.Sprintf("cus-%06d", i), id)
-		want := strings.Trim(email.MessageIDFor(key, s.cfg.SMTP.From), "<>")
+		want := strings.Trim(email.MessageIDFor(key, s.Cfg.SMTP.From), "<>")
 		for _, m := range msgs {
 			assert.Equal(t, want, m.MessageID, "%s got an email with a foreign Message-ID: a real double send", addr)
 		}

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/internal/stacktest"
 	"github.com/acme/lifecycle/internal/testenv"
 	"github.com/acme/lifecycle/workflows"
 )
@@ -31,17 +32,17 @@ func hotLead(id string) workflows.Signup {
 // attributes.
 func TestSignupToOnboarding(t *testing.T) {
 	s := newStack(t, scale)
-	s.startWorker(t)
+	app := s.StartWorker(t)
 	ctx := context.Background()
 	id := "e2e-" + testenv.RandomID(4)
 	st := s.starter()
 
 	_, err := st.Signup(ctx, hotLead(id))
 	require.NoError(t, err)
-	welcome := s.waitMail(t, id+"@e2e.example", "your trial has started", 30*time.Second)
+	welcome := s.WaitMail(t, id+"@e2e.example", "your trial has started", 30*time.Second)
 	assert.Contains(t, welcome.Subject, "Ada")
 
-	contact, err := s.app.CRM.GetContact(ctx, id)
+	contact, err := app.CRM.GetContact(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, "trial", contact.Stage)
 	assert.Equal(t, "Europe/Berlin", contact.TimeZone)
@@ -51,16 +52,16 @@ func TestSignupToOnboarding(t *testing.T) {
 	assert.GreaterOrEqual(t, v.Score, 60)
 
 	// The owner's mailbox is shared by every test: the unique name picks ours.
-	owner := s.waitMail(t, "sales@acme.example", "New qualified lead: Ada "+id, 30*time.Second)
+	owner := s.WaitMail(t, "sales@acme.example", "New qualified lead: Ada "+id, 30*time.Second)
 	assert.Contains(t, owner.Subject, "Engines Ltd")
-	handoff, err := s.app.CRM.GetHandoff(ctx, id+"/handoff/2")
+	handoff, err := app.CRM.GetHandoff(ctx, id+"/handoff/2")
 	require.NoError(t, err, "handoff row written with the sales stage entry")
 	assert.GreaterOrEqual(t, handoff.Score, 60)
 	require.NotEmpty(t, handoff.Reasons)
 
 	// Search attributes: engineers find the journey by stage and score.
-	waitFor(t, 30*time.Second, "visibility to show the journey in sales", func() (bool, string) {
-		resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+	stacktest.WaitFor(t, 30*time.Second, "visibility to show the journey in sales", func() (bool, string) {
+		resp, err := s.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: fmt.Sprintf(`CustomerID = %q AND JourneyStage = "sales" AND LeadScore >= 60 AND ExecutionStatus = "Running"`, id),
 		})
 		if err != nil {
@@ -71,22 +72,22 @@ func TestSignupToOnboarding(t *testing.T) {
 
 	require.NoError(t, st.Events(ctx, id, workflows.Event{ID: id + "-won", Type: "deal_won", At: time.Now()}))
 	s.waitStage(t, id, "onboarding", 30*time.Second)
-	s.waitMail(t, id+"@e2e.example", "Here's your onboarding plan", 30*time.Second)
+	s.WaitMail(t, id+"@e2e.example", "Here's your onboarding plan", 30*time.Second)
 	// Day 3 of onboarding is three seconds later (plus quiet hours and the
 	// frequency cap, in journey time).
-	s.waitMail(t, id+"@e2e.example", "connect the rest of your data", 30*time.Second)
+	s.WaitMail(t, id+"@e2e.example", "connect the rest of your data", 30*time.Second)
 
-	handoff, err = s.app.CRM.GetHandoff(ctx, id+"/handoff/2")
+	handoff, err = app.CRM.GetHandoff(ctx, id+"/handoff/2")
 	require.NoError(t, err)
 	assert.Equal(t, "won", handoff.Status)
-	contact, err = s.app.CRM.GetContact(ctx, id)
+	contact, err = app.CRM.GetContact(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, "onboarding", contact.Stage)
 	assert.Equal(t, "success@acme.example", contact.DeliveryOwnerEmail)
 
 	// Each email once: no subject twice for this customer.
 	seen := map[string]int{}
-	for _, m := range s.mails(t, id+"@e2e.example") {
+	for _, m := range s.Mails(t, "to:"+id+"@e2e.example") {
 		seen[m.Subject]++
 	}
 	for subject, n := range seen {
@@ -102,7 +103,7 @@ func TestUnsubscribeStopsMailAtOnce(t *testing.T) {
 	// One journey day is ten seconds: the tips are due well after the
 	// unsubscribe arrives, whatever the dispatch latency of this machine.
 	s := newStack(t, 8640)
-	s.startWorker(t)
+	app := s.StartWorker(t)
 	ctx := context.Background()
 	id := "e2e-" + testenv.RandomID(4)
 	st := s.starter()
@@ -111,25 +112,25 @@ func TestUnsubscribeStopsMailAtOnce(t *testing.T) {
 
 	run, err := st.Signup(ctx, signup)
 	require.NoError(t, err)
-	s.waitMail(t, id+"@e2e.example", "your trial has started", 30*time.Second)
+	s.WaitMail(t, id+"@e2e.example", "your trial has started", 30*time.Second)
 	require.NoError(t, st.Events(ctx, id, workflows.Event{ID: id + "-unsub", Type: "unsubscribe", At: time.Now()}))
 
 	// The journey continues-as-new at stage boundaries: follow the chain.
-	waitFor(t, 30*time.Second, "journey to end unsubscribed", func() (bool, string) {
-		v, err := workflows.State(ctx, s.client, id)
+	stacktest.WaitFor(t, 30*time.Second, "journey to end unsubscribed", func() (bool, string) {
+		v, err := workflows.State(ctx, s.Client, id)
 		if err != nil {
 			return false, err.Error()
 		}
 		return v.Stage == "unsubscribed", string(v.Stage)
 	})
 	_ = run
-	suppressed, reason, err := s.app.CRM.IsSuppressed(ctx, signup.Email)
+	suppressed, reason, err := app.CRM.IsSuppressed(ctx, signup.Email)
 	require.NoError(t, err)
 	assert.True(t, suppressed)
 	assert.Equal(t, crm.ReasonUnsubscribed, reason)
 
 	// The journey has completed: no timer is left that could send the tips.
-	for _, m := range s.mails(t, signup.Email) {
+	for _, m := range s.Mails(t, "to:"+signup.Email) {
 		assert.NotContains(t, m.Subject, "3 things to try", "activation tips sent after the unsubscribe")
 	}
 	s.recordHistories(t, id, "unsubscribe")
@@ -140,7 +141,7 @@ func TestUnsubscribeStopsMailAtOnce(t *testing.T) {
 // the journey exists, update-with-start creates it.
 func TestEventAsUpdateWithStart(t *testing.T) {
 	s := newStack(t, 1)
-	s.startWorker(t)
+	s.StartWorker(t)
 	ctx := context.Background()
 	id := "e2e-" + testenv.RandomID(4)
 	st := s.starter()

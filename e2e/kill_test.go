@@ -3,11 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,58 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/internal/stacktest"
 	"github.com/acme/lifecycle/internal/testenv"
 	"github.com/acme/lifecycle/workflows"
 )
-
-// daytimeZone returns a time zone where it is working hours now, so that
-// quiet hours (21:00-08:00 local) never delay the welcome emails whatever
-// time of day the test runs.
-func daytimeZone(t *testing.T) string {
-	for _, name := range []string{"UTC", "Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Pacific/Honolulu", "Pacific/Auckland"} {
-		loc, err := time.LoadLocation(name)
-		require.NoError(t, err)
-		if h := time.Now().In(loc).Hour(); h >= 9 && h < 18 {
-			return name
-		}
-	}
-	t.Fatal("no daytime zone found")
-	return ""
-}
-
-// workerProcess is the worker command run as a separate process, so it can
-// be killed with SIGKILL like a crashed machine.
-type workerProcess struct {
-	cmd *exec.Cmd
-	log *os.File
-}
-
-func buildWorker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/acme/lifecycle/worker").CombinedOutput()
-	require.NoError(t, err, "build worker: %s", out)
-	return bin
-}
-
-func (s *stack) startProcess(t *testing.T, bin string) *workerProcess {
-	t.Helper()
-	log, err := os.CreateTemp(t.TempDir(), "worker-*.log")
-	require.NoError(t, err)
-	cmd := exec.Command(bin)
-	cmd.Env = os.Environ()
-	for k, v := range s.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	require.NoError(t, cmd.Start())
-	p := &workerProcess{cmd: cmd, log: log}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_, _ = cmd.Process.Wait()
-	})
-	return p
-}
 
 // TestWorkerKilledMidBatchSendsEachEmailOnce signs up a batch of customers,
 // kills the worker with SIGKILL while their welcome emails are going out,
@@ -81,12 +29,12 @@ func (s *stack) startProcess(t *testing.T, bin string) *workerProcess {
 // crash in between), which fails it.
 func TestWorkerKilledMidBatchSendsEachEmailOnce(t *testing.T) {
 	s := newStack(t, 1)
-	bin := buildWorker(t)
+	bin := stacktest.BuildWorker(t)
 	const customers = 40
 	domain := "kill-" + testenv.RandomID(4) + ".example"
-	zone := daytimeZone(t)
+	zone := stacktest.DaytimeZone(t)
 
-	first := s.startProcess(t, bin)
+	first := s.StartProcess(t, bin)
 	ctx := context.Background()
 	st := s.starter()
 	var wg sync.WaitGroup
@@ -108,21 +56,20 @@ func TestWorkerKilledMidBatchSendsEachEmailOnce(t *testing.T) {
 	}
 
 	// Kill mid-batch: some welcomes are out, most are not.
-	waitFor(t, 60*time.Second, "the first welcome emails", func() (bool, string) {
-		n := len(s.mails(t, domain))
+	stacktest.WaitFor(t, 60*time.Second, "the first welcome emails", func() (bool, string) {
+		n := len(s.Mails(t, "to:"+domain))
 		return n >= 5, fmt.Sprint(n)
 	})
-	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
-	_, _ = first.cmd.Process.Wait()
-	atKill := len(s.mails(t, domain))
+	require.NoError(t, first.Kill())
+	atKill := len(s.Mails(t, "to:"+domain))
 	t.Logf("killed the worker with %d of %d welcomes sent", atKill, customers)
 
-	s.startProcess(t, bin)
+	s.StartProcess(t, bin)
 	// In-flight activities of the dead worker time out (start-to-close) and
 	// their send claims must lapse before a retry may send: allow minutes.
-	waitFor(t, 4*time.Minute, "every customer's welcome", func() (bool, string) {
+	stacktest.WaitFor(t, 4*time.Minute, "every customer's welcome", func() (bool, string) {
 		got := map[string]bool{}
-		for _, m := range s.mails(t, domain) {
+		for _, m := range s.Mails(t, "to:"+domain) {
 			for _, to := range m.To {
 				got[to.Address] = true
 			}
@@ -131,11 +78,11 @@ func TestWorkerKilledMidBatchSendsEachEmailOnce(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // let a would-be duplicate arrive
 
-	store, err := crm.Open(ctx, s.cfg.DatabaseURL.Value())
+	store, err := crm.Open(ctx, s.Cfg.DatabaseURL.Value())
 	require.NoError(t, err)
 	defer store.Close()
 	perRecipient := map[string][]string{}
-	for _, m := range s.mails(t, domain) {
+	for _, m := range s.Mails(t, "to:"+domain) {
 		require.Len(t, m.To, 1)
 		perRecipient[m.To[0].Address] = append(perRecipient[m.To[0].Address], m.MessageID)
 	}
