@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools up stop status build demo test record-histories
+.PHONY: help tools up stop status build demo test record-histories bench
 
 help: ## show this list
 	@echo "make targets:"
@@ -35,3 +35,6 @@ test: ## go vet, then go test ./... against the test stack (up, test, down)
 
 record-histories: ## re-record the replay histories (workflows/testdata/histories) from the real dev server
 	scripts/test.sh record-histories
+
+bench: ## benchmarks on a stack of their own (Temporal :7263, Mailpit :1046/:8046), writes docs/benchmarks.md
+	bench/run.sh

@@ -1,0 +1,71 @@
+// Command lifecycle-bench measures the lifecycle product on a running local
+// stack and writes docs/benchmarks.md. `make bench` starts a stack of its
+// own for it (bench/run.sh); see docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/acme/lifecycle/bench"
+)
+
+func main() {
+	var cfg bench.Config
+	var phases string
+	flag.StringVar(&cfg.TemporalAddress, "temporal", env("TEMPORAL_ADDRESS", "127.0.0.1:7263"), "Temporal frontend")
+	flag.StringVar(&cfg.SMTPAddr, "smtp", env("BENCH_SMTP", "127.0.0.1:1046"), "Mailpit SMTP address")
+	flag.StringVar(&cfg.MailpitURL, "mailpit", env("MAILPIT_API_URL", "http://127.0.0.1:8046"), "Mailpit HTTP API")
+	flag.StringVar(&cfg.PostgresURL, "postgres", env("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+		"PostgreSQL admin URL; the run creates (and drops) databases of its own")
+	flag.StringVar(&cfg.DataDir, "data", ".data/bench", "the stack's data dir (temporal.db), results and logs")
+	flag.StringVar(&cfg.WorkerBin, "worker-bin", "bin/worker", "built worker binary (idle phase)")
+	flag.StringVar(&cfg.TemporalBin, "temporal-bin", ".cache/bin/temporal", "Temporal CLI (version line)")
+	flag.StringVar(&cfg.MailpitBin, "mailpit-bin", ".cache/bin/mailpit", "Mailpit (version line)")
+	flag.StringVar(&cfg.Out, "out", "docs/benchmarks.md", "report file (the part between the generated markers is replaced)")
+	flag.StringVar(&cfg.ProfileDir, "profiles", ".data/bench/profiles", "where CPU profiles go")
+	flag.StringVar(&phases, "phases", "limits,signups,events,broadcast,cost,idle", "phases to run, comma-separated")
+	flag.IntVar(&cfg.Signups, "signups", 300, "signups end to end")
+	flag.IntVar(&cfg.SignupConc, "signup-conc", 16, "signups in flight")
+	flag.IntVar(&cfg.SignupsSerial, "signups-serial", 20, "signups by 2 callers that each wait for the welcome email (latency without backlog)")
+	flag.BoolVar(&cfg.NoGzip, "no-gzip", false, "the harness's Temporal client (API, in-process workers) without gRPC gzip; the product's default is gzip")
+	flag.IntVar(&cfg.Events, "events", 300, "single events (closed loop, until visible in the state query)")
+	flag.IntVar(&cfg.EventConc, "event-conc", 8, "event callers in flight")
+	flag.IntVar(&cfg.EventBatchCustomers, "event-batch-customers", 200, "journeys in the coalesced-batch events run")
+	flag.IntVar(&cfg.EventsPerCustomer, "events-per-customer", 5, "events per journey coalesced into one signal")
+	flag.IntVar(&cfg.Broadcast, "broadcast", 10000, "broadcast recipients (each run: Mailpit, null sink)")
+	flag.Float64Var(&cfg.CostScale, "cost-scale", 500_000, "TIME_SCALE of the cost journeys")
+	flag.IntVar(&cfg.CostJourneys, "cost-journeys", 2, "typical journeys run in parallel for the cost figures")
+	flag.IntVar(&cfg.Idle, "idle", 1000, "journeys waiting on timers (idle phase)")
+	flag.IntVar(&cfg.SMTPRaw, "smtp-raw", 2000, "messages of the raw SMTP limit")
+	flag.IntVar(&cfg.NoopWF, "noop", 300, "no-op workflows of the Temporal limit (and 2× signal-with-starts)")
+	flag.IntVar(&cfg.PGInsert, "pg-inserts", 10000, "rows of the pgx insert limit")
+	flag.IntVar(&cfg.SMTPConnections, "smtp-connections", 4, "SMTP_CONNECTIONS of the workers and the raw SMTP limit")
+	flag.BoolVar(&cfg.KeepDatabases, "keep-dbs", false, "keep the CRM databases the run created")
+	flag.Parse()
+	cfg.Phases = map[string]bool{}
+	for _, p := range strings.Split(phases, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Phases[p] = true
+		}
+	}
+	cfg.Command = "lifecycle-bench " + strings.Join(os.Args[1:], " ")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bench.Run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "lifecycle-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/lifecycle/api"
+	"github.com/acme/lifecycle/workflows"
+)
+
+const limitSWS = "signal-with-start"
+
+// eventCustomers returns n customers with running journeys: the signup
+// phase's, or fresh ones started here.
+func (h *Harness) eventCustomers(ctx context.Context, ms *mainStack, n int) ([]string, error) {
+	prefix := h.signupPrefix
+	have := h.cfg.Signups
+	if prefix == "" {
+		prefix, have = "ev-"+h.id+"-", 0
+	}
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("%s%06d", prefix, i)
+	}
+	if n > have {
+		tz := daytimeZone(time.Now())
+		_, err := parallel(n-have, 16, func(i int) error {
+			i += have
+			_, err := ms.api.Signup(ctx, workflows.Signup{CustomerID: ids[i], Email: fmt.Sprintf("e%06d@ev-%s.example", i, h.id),
+				CompanySize: 10, TimeZone: tz, LeadSource: "cold"})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// behaviour polls the journey's state query until its behaviour score is
+// at least want.
+func (h *Harness) waitBehaviour(ctx context.Context, id string, want int, every time.Duration) (int, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := workflows.State(qctx, h.c, id)
+		cancel()
+		h.queries.Add(1)
+		if err == nil && v.BehaviourScore >= want {
+			return v.BehaviourScore, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return 0, err
+			}
+			return v.BehaviourScore, fmt.Errorf("%s: behaviour score %d, want %d after 2 minutes", id, v.BehaviourScore, want)
+		}
+		time.Sleep(every)
+	}
+}
+
+// events measures CRM events through POST /v1/events into running journeys:
+//
+//   - one event per request, a fixed number of callers each waiting until
+//     the journey's state query shows the new score (closed loop; the
+//     latency is API call → score visible);
+//   - batches that coalesce several events per customer into one request
+//     (one signal-with-start per customer), until every score is visible.
+func (h *Harness) events(ctx context.Context) error {
+	ms, err := h.main(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if e, conc := h.cfg.Events, h.cfg.EventConc; e > 0 {
+		customers := min(e, max(conc*4, 64))
+		ids, err := h.eventCustomers(ctx, ms, customers)
+		if err != nil {
+			return err
+		}
+		base := make([]int, len(ids))
+		for i, id := range ids {
+			if base[i], err = h.waitBehaviour(ctx, id, 0, 50*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		var mu sync.Mutex
+		var lat []time.Duration
+		m := begin()
+		_, err = parallel(e, conc, func(k int) error {
+			// Caller k%conc owns customers k%conc, +conc, ...: one event in
+			// flight per customer.
+			c := k % conc
+			own := (len(ids) - c + conc - 1) / conc
+			i := c + conc*((k/conc)%own)
+			mu.Lock()
+			base[i]++
+			want := base[i]
+			mu.Unlock()
+			t0 := time.Now()
+			if _, err := ms.api.Event(ctx, api.Event{CustomerID: ids[i], ID: fmt.Sprintf("ev-%s-%d", h.id, k), Type: "email_opened"}); err != nil {
+				return err
+			}
+			if _, err := h.waitBehaviour(ctx, ids[i], want, 5*time.Millisecond); err != nil {
+				return err
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(t0))
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("single events: %w", err))
+		} else {
+			f := m.end(&Figure{Phase: "events", Name: "events, one per API call, until the score is visible in `state` (closed loop)",
+				Unit: "events/s", N: e, Limit: limitSWS,
+				Note:  fmt.Sprintf("%d callers, %d journeys, email_opened (+1), state polled every 5 ms", conc, len(ids)),
+				Repro: fmt.Sprintf("lifecycle-bench -phases signups,events -events %d -event-conc %d", e, conc)})
+			f.Value = float64(e) / f.Elapsed.Seconds()
+			latencies(f, lat)
+			h.results.add(f)
+		}
+	}
+	if c, per := h.cfg.EventBatchCustomers, h.cfg.EventsPerCustomer; c > 0 && per > 0 {
+		if err := h.coalescedEvents(ctx, ms, c, per); err != nil {
+			errs = append(errs, fmt.Errorf("coalesced events: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Harness) coalescedEvents(ctx context.Context, ms *mainStack, customers, per int) error {
+	ids, err := h.eventCustomers(ctx, ms, customers)
+	if err != nil {
+		return err
+	}
+	base := make([]int, len(ids))
+	for i, id := range ids {
+		if base[i], err = h.waitBehaviour(ctx, id, 0, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	// Batches of up to 1,000 events: whole customers, `per` events each.
+	perBatch := max(1, 1000/per)
+	type batch struct{ from, to int }
+	var batches []batch
+	for i := 0; i < len(ids); i += perBatch {
+		batches = append(batches, batch{i, min(i+perBatch, len(ids))})
+	}
+	sent := make([]time.Time, len(ids))
+	m := begin()
+	_, err = parallel(len(batches), 4, func(b int) error {
+		var evs []api.Event
+		for i := batches[b].from; i < batches[b].to; i++ {
+			for k := range per {
+				evs = append(evs, api.Event{CustomerID: ids[i], ID: fmt.Sprintf("cb-%s-%d-%d", h.id, i, k), Type: "email_opened"})
+			}
+		}
+		t0 := time.Now()
+		for i := batches[b].from; i < batches[b].to; i++ {
+			sent[i] = t0
+		}
+		res, err := ms.api.Events(ctx, evs...)
+		if err != nil {
+			return err
+		}
+		if res.Accepted != len(evs) {
+			return fmt.Errorf("batch %d: %d of %d accepted", b, res.Accepted, len(evs))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	accepted := time.Since(m.t0)
+	var mu sync.Mutex
+	var lat []time.Duration
+	_, err = parallel(len(ids), 16, func(i int) error {
+		if _, err := h.waitBehaviour(ctx, ids[i], base[i]+per, 20*time.Millisecond); err != nil {
+			return err
+		}
+		mu.Lock()
+		lat = append(lat, time.Since(sent[i]))
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n := len(ids) * per
+	f := m.end(&Figure{Phase: "events", Name: fmt.Sprintf("events in API batches, %d per customer coalesced into one signal, until every score is visible", per),
+		Unit: "events/s", N: n, Limit: limitSWS,
+		Note: fmt.Sprintf("%d journeys, batches of %d events, 4 batches in flight; API accepted all in %s (%.0f events/s); latency = batch sent → score seen (polled, 16 in flight, so an upper bound)",
+			len(ids), perBatch*per, accepted.Round(time.Millisecond), float64(n)/accepted.Seconds()),
+		Repro: fmt.Sprintf("lifecycle-bench -phases signups,events -event-batch-customers %d -events-per-customer %d", customers, per)})
+	f.Value = float64(n) / f.Elapsed.Seconds()
+	latencies(f, lat)
+	h.results.add(f)
+	return nil
+}
+
+// BenchSignalSink is a workflow that waits on a signal channel forever and
+// drops what it receives: the target of the raw signal-with-start limit.
+func BenchSignalSink(ctx workflow.Context) error {
+	ch := workflow.GetSignalChannel(ctx, "event")
+	for {
+		var v any
+		ch.Receive(ctx, &v)
+	}
+}
+
+// rawSignalWithStart is the limit for events: signal-with-start calls into
+// journeys-to-be that do nothing but receive (n signals over `workflows`
+// workflows, 16 in flight like the API's per-batch fan-out).
+func (h *Harness) rawSignalWithStart(ctx context.Context, n, workflowsN int) (float64, error) {
+	tq := "bench-sws-" + h.id
+	w := worker.New(h.c, tq, worker.Options{})
+	w.RegisterWorkflowWithOptions(BenchSignalSink, workflow.RegisterOptions{Name: "BenchSignalSink"})
+	if err := w.Start(); err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	id := func(i int) string { return fmt.Sprintf("bench-sws/%s/%d", h.id, i%workflowsN) }
+	defer func() {
+		for i := range workflowsN {
+			_ = h.c.TerminateWorkflow(context.Background(), id(i), "", "benchmark done")
+		}
+	}()
+	payload := map[string]any{"id": "x", "type": "email_opened"}
+	return parallel(n, 16, func(i int) error {
+		_, err := h.c.SignalWithStartWorkflow(ctx, id(i), "event", payload,
+			client.StartWorkflowOptions{ID: id(i), TaskQueue: tq}, "BenchSignalSink")
+		return err
+	})
+}

@@ -1,0 +1,234 @@
+// Package bench measures the lifecycle product on the real local stack
+// (Temporal dev server, PostgreSQL, Mailpit) and writes docs/benchmarks.md:
+// end-to-end signups, events into running journeys, broadcasts (Mailpit and
+// a null SMTP sink), the Temporal cost of a customer-year, idle scale, and —
+// in the same run — the limits each figure is compared with (raw SMTP, no-op
+// workflows, pgx inserts).
+//
+// It is a command (bench/cmd/lifecycle-bench), run by `make bench`, rather
+// than `go test -bench` functions: the figures are rates, percentiles, bytes
+// and fractions of limits measured in one run against one stack, which
+// testing.B's ns/op model does not carry; the run needs its own time budget
+// (go test's 10-minute default), a worker subprocess to read its RSS from
+// /proc, and it writes a report. Nothing here runs in `make test`.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/email/mailpit"
+	"github.com/acme/lifecycle/internal/workerapp"
+)
+
+// Config sizes and points the run. Zero sizes skip a phase.
+type Config struct {
+	TemporalAddress string
+	SMTPAddr        string // Mailpit SMTP
+	MailpitURL      string // Mailpit HTTP API
+	PostgresURL     string // admin URL; the run creates databases of its own
+	DataDir         string // the stack's data dir (temporal.db lives there)
+	WorkerBin       string // built worker binary (idle-scale phase)
+	TemporalBin     string // for the version line
+	MailpitBin      string // for the version line
+	Out             string // docs/benchmarks.md
+	ProfileDir      string
+	Phases          map[string]bool
+
+	Signups, SignupConc       int
+	SignupsSerial             int  // signups measured one caller-wait at a time (latency without backlog)
+	NoGzip                    bool // gRPC without gzip (the SDK compresses by default)
+	Events, EventConc         int
+	EventBatchCustomers       int // customers in the coalesced-batch events run
+	EventsPerCustomer         int // events per customer (one signal) in that run
+	Broadcast                 int
+	CostScale                 float64
+	CostJourneys              int
+	Idle                      int
+	SMTPRaw, NoopWF, PGInsert int
+	SMTPConnections           int
+	KeepDatabases             bool
+	Command                   string // how this run was invoked (for the report)
+}
+
+// Harness is one run.
+type Harness struct {
+	cfg     Config
+	id      string
+	log     *slog.Logger
+	c       client.Client
+	mp      *mailpit.Client
+	dbURL   string // the run's CRM database
+	dbs     []string
+	results *Results
+
+	ms           *mainStack
+	signupPrefix string
+	queries      atomic.Int64 // state queries the harness issued
+}
+
+func quiet() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Run runs the selected phases and writes the report.
+func Run(ctx context.Context, cfg Config) error {
+	h := &Harness{cfg: cfg, id: randomID(3), log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	h.results = &Results{Started: time.Now(), Config: cfg}
+	opts := client.Options{HostPort: cfg.TemporalAddress, Logger: tlog.NewStructuredLogger(quiet())}
+	if cfg.NoGzip {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return fmt.Errorf("dial Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	defer c.Close()
+	h.c = c
+	h.mp = mailpit.New(cfg.MailpitURL)
+	if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+		return err
+	}
+	h.results.Machine = machine(ctx, cfg)
+	cpuPIDFiles["temporal"] = filepath.Join(cfg.DataDir, "run", "temporal.pid")
+	cpuPIDFiles["mailpit"] = filepath.Join(cfg.DataDir, "run", "mailpit.pid")
+	defer h.dropDatabases()
+	defer h.closeMain()
+	if h.dbURL, err = h.newDatabase(ctx, "lifecycle_bench_"+h.id); err != nil {
+		return err
+	}
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"limits", h.limits},
+		{"signups", h.signups},
+		{"events", h.events},
+		{"broadcast", h.broadcast},
+		{"cost", h.cost},
+		{"idle", h.idle},
+	}
+	var failed []string
+	for _, p := range phases {
+		if !cfg.Phases[p.name] {
+			continue
+		}
+		h.log.Info("phase start", "phase", p.name, "load", loadavg())
+		t0 := time.Now()
+		if err := p.fn(ctx); err != nil {
+			h.log.Error("phase failed", "phase", p.name, "error", err)
+			h.results.note("%s: FAILED: %v", p.name, err)
+			failed = append(failed, p.name)
+		}
+		h.log.Info("phase done", "phase", p.name, "took", time.Since(t0).Round(time.Millisecond))
+	}
+	h.results.Finished = time.Now()
+	h.results.fractions()
+	if err := h.results.save(filepath.Join(cfg.DataDir, "results")); err != nil {
+		h.log.Warn("save results", "error", err)
+	}
+	if err := writeReport(cfg.Out, h.results); err != nil {
+		return err
+	}
+	h.log.Info("report written", "file", cfg.Out)
+	if len(failed) > 0 {
+		return fmt.Errorf("phases failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// workerConfig is the configuration of an in-process (or subprocess)
+// worker on a task queue of its own against db.
+func (h *Harness) workerConfig(taskQueue, db, smtpAddr string) (config.Config, map[string]string, error) {
+	host, port, err := net.SplitHostPort(smtpAddr)
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	env := map[string]string{
+		"TEMPORAL_ADDRESS": h.cfg.TemporalAddress, "TEMPORAL_TASK_QUEUE": taskQueue,
+		"DATABASE_URL": db, "SMTP_HOST": host, "SMTP_PORT": port,
+		"SMTP_CONNECTIONS": strconv.Itoa(h.cfg.SMTPConnections),
+		"METRICS_ADDR":     "", "LOG_LEVEL": "warn",
+		"API_SECRET": "bench-api-secret-" + h.id, "UNSUBSCRIBE_SECRET": "bench-unsub-secret-" + h.id,
+	}
+	cfg, err := config.LoadFrom(env)
+	return cfg, env, err
+}
+
+// startWorker builds and starts an in-process worker exactly as the worker
+// command does (internal/workerapp).
+func (h *Harness) startWorker(ctx context.Context, cfg config.Config) (*workerapp.App, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	app, err := workerapp.New(ctx, cfg, h.c, nil, quiet())
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := app.Worker.Start(); err != nil {
+		app.Close()
+		return nil, nil, err
+	}
+	return app, func() { app.Worker.Stop(); app.Close() }, nil
+}
+
+// newDatabase creates (and remembers, to drop at the end) a database.
+func (h *Harness) newDatabase(ctx context.Context, name string) (string, error) {
+	u, err := url.Parse(h.cfg.PostgresURL)
+	if err != nil {
+		return "", fmt.Errorf("postgres URL: %w", err)
+	}
+	db := *u
+	db.Path = "/" + name
+	if err := crm.EnsureDatabase(ctx, db.String()); err != nil {
+		return "", err
+	}
+	h.dbs = append(h.dbs, name)
+	return db.String(), nil
+}
+
+func (h *Harness) dropDatabases() {
+	if h.cfg.KeepDatabases {
+		h.log.Info("keeping databases", "names", h.dbs)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, h.cfg.PostgresURL)
+	if err != nil {
+		h.log.Warn("drop databases", "error", err)
+		return
+	}
+	defer conn.Close(ctx)
+	for _, name := range h.dbs {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			h.log.Warn("drop database", "name", name, "error", err)
+		}
+	}
+}
+
+func (h *Harness) pgDatabaseSize(ctx context.Context, dbURL string) (int64, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)
+	return n, err
+}

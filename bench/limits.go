@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/email"
+	"github.com/acme/lifecycle/internal/workerapp"
+)
+
+// Names of the limits figures are compared with.
+const (
+	limitSMTPMailpit = "smtp-mailpit"
+	limitSMTPNull    = "smtp-null"
+	limitNoopWF      = "noop-workflow"
+	limitPGInsert    = "pg-insert"
+)
+
+// limits measures, on the same stack and in the same run, what the parts
+// can do alone: go-mail (email.Sender) into Mailpit and into a null sink,
+// no-op workflows started and completed, single-row pgx inserts.
+func (h *Harness) limits(ctx context.Context) error {
+	var errs []error
+	if n := h.cfg.SMTPRaw; n > 0 {
+		m := begin()
+		rate, err := h.rawSMTP(ctx, h.cfg.SMTPAddr, n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("raw SMTP to Mailpit: %w", err))
+		} else {
+			h.results.limit(limitSMTPMailpit, rate)
+			h.results.add(m.end(&Figure{Phase: "limits", Name: "raw SMTP: go-mail (email.Sender) → Mailpit", Value: rate, Unit: "msgs/s", N: n,
+				Note:  fmt.Sprintf("%d connections reused, %d senders, a rendered holiday email (~6 KB)", h.cfg.SMTPConnections, h.cfg.SMTPConnections),
+				Repro: fmt.Sprintf("lifecycle-bench -phases limits -smtp-raw %d", n)}))
+		}
+		sink, err := startNullSink()
+		if err != nil {
+			return err
+		}
+		m = begin()
+		rate, err = h.rawSMTP(ctx, sink.Addr(), n)
+		sink.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("raw SMTP to null sink: %w", err))
+		} else {
+			h.results.limit(limitSMTPNull, rate)
+			h.results.add(m.end(&Figure{Phase: "limits", Name: "raw SMTP: go-mail (email.Sender) → null sink", Value: rate, Unit: "msgs/s", N: n,
+				Note:  fmt.Sprintf("null sink counted %d", sink.count.Load()),
+				Repro: fmt.Sprintf("lifecycle-bench -phases limits -smtp-raw %d", n)}))
+		}
+	}
+	if n := h.cfg.NoopWF; n > 0 {
+		m := begin()
+		rate, err := h.noopWorkflows(ctx, n, 32)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("no-op workflows: %w", err))
+		} else {
+			h.results.limit(limitNoopWF, rate)
+			h.results.add(m.end(&Figure{Phase: "limits", Name: "no-op workflow start → complete (same dev server)", Value: rate, Unit: "wf/s", N: n,
+				Note:  "ExecuteWorkflow + Get, 32 in flight, trivial workflow on its own task queue, in-process worker",
+				Repro: fmt.Sprintf("lifecycle-bench -phases limits -noop %d", n)}))
+		}
+	}
+	if n := h.cfg.NoopWF; n > 0 {
+		m := begin()
+		rate, err := h.rawSignalWithStart(ctx, 2*n, 50)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("raw signal-with-start: %w", err))
+		} else {
+			h.results.limit(limitSWS, rate)
+			h.results.add(m.end(&Figure{Phase: "limits", Name: "raw signal-with-start into 50 waiting workflows (same dev server)", Value: rate, Unit: "signals/s", N: 2 * n,
+				Note:  "16 in flight (the API's per-batch fan-out); each workflow only receives",
+				Repro: fmt.Sprintf("lifecycle-bench -phases limits -noop %d", n)}))
+		}
+	}
+	if n := h.cfg.PGInsert; n > 0 {
+		m := begin()
+		rate, err := h.pgInserts(ctx, n, 8)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pgx inserts: %w", err))
+		} else {
+			h.results.limit(limitPGInsert, rate)
+			h.results.add(m.end(&Figure{Phase: "limits", Name: "pgx single-row INSERT (autocommit)", Value: rate, Unit: "rows/s", N: n,
+				Note:  "8 connections, 8 in flight, scratch table with a text primary key",
+				Repro: fmt.Sprintf("lifecycle-bench -phases limits -pg-inserts %d", n)}))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rawSMTP sends n copies of a rendered campaign email over one Sender with
+// the worker's pool size, pool-size senders at a time.
+func (h *Harness) rawSMTP(ctx context.Context, addr string, n int) (float64, error) {
+	reg, err := workerapp.LoadCampaigns("")
+	if err != nil {
+		return 0, err
+	}
+	c, err := reg.Latest("saas-lifecycle")
+	if err != nil {
+		return 0, err
+	}
+	data := campaign.SampleTemplateData(c)
+	out, err := c.Render("holiday_new_year", data)
+	if err != nil {
+		return 0, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	from := "hello@lifecycle.example"
+	sender, err := email.NewSender(email.Config{Host: host, Port: p, TLSMode: "none", From: from, FromName: "Bench", Connections: h.cfg.SMTPConnections})
+	if err != nil {
+		return 0, err
+	}
+	defer sender.Close()
+	domain := "raw-" + randomID(3) + ".example"
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	for range h.cfg.SMTPConnections {
+		wg.Go(func() {
+			for i := range jobs {
+				err := sender.Send(ctx, email.Message{
+					MessageID: email.MessageIDFor(fmt.Sprintf("raw/%s/%d", domain, i), from),
+					To:        fmt.Sprintf("r%06d@%s", i, domain), ToName: "Kim", Subject: out.Subject, Text: out.Text, HTML: out.HTML,
+					Category: email.CategoryMarketing, UnsubscribeURL: data.UnsubscribeURL,
+				})
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("%d of %d sends failed, first: %v", f, n, firstErr.Load())
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// BenchNoop is the trivial workflow of the no-op limit.
+func BenchNoop(workflow.Context) error { return nil }
+
+func (h *Harness) noopWorkflows(ctx context.Context, n, inFlight int) (float64, error) {
+	tq := "bench-noop-" + h.id
+	w := worker.New(h.c, tq, worker.Options{})
+	w.RegisterWorkflowWithOptions(BenchNoop, workflow.RegisterOptions{Name: "BenchNoop"})
+	if err := w.Start(); err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	run := func(i int) error {
+		r, err := h.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-noop/%s/%d", h.id, i), TaskQueue: tq}, "BenchNoop")
+		if err != nil {
+			return err
+		}
+		return r.Get(ctx, nil)
+	}
+	// Warm up (task queue, poller, caches) outside the measurement.
+	for i := range 5 {
+		if err := run(-1 - i); err != nil {
+			return 0, err
+		}
+	}
+	return parallel(n, inFlight, run)
+}
+
+// parallel runs fn(0..n-1), inFlight at a time, and returns calls/s.
+func parallel(n, inFlight int, fn func(i int) error) (float64, error) {
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	start := time.Now()
+	for range inFlight {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(errs) > 0 {
+		return 0, fmt.Errorf("%d of %d failed, first: %w", len(errs), n, errs[0])
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+func (h *Harness) pgInserts(ctx context.Context, n, conns int) (float64, error) {
+	pc, err := pgxpool.ParseConfig(h.dbURL)
+	if err != nil {
+		return 0, err
+	}
+	pc.MaxConns = int32(conns)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_scratch (
+		id text PRIMARY KEY, customer_id text NOT NULL, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return 0, err
+	}
+	defer func() { _, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS bench_scratch`) }()
+	run := "r" + randomID(3)
+	return parallel(n, conns, func(i int) error {
+		_, err := pool.Exec(ctx, `INSERT INTO bench_scratch (id, customer_id, payload) VALUES ($1, $2, $3)`,
+			fmt.Sprintf("%s-%d", run, i), fmt.Sprintf("c-%d", i%1000), `{"type":"pricing_viewed","page":"/pricing"}`)
+		return err
+	})
+}
