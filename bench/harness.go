@@ -51,8 +51,8 @@ type Config struct {
 	Phases          map[string]bool
 
 	Signups, SignupConc       int
-	SignupsSerial             int  // signups measured one caller-wait at a time (latency without backlog)
-	NoGzip                    bool // gRPC without gzip (the SDK compresses by default)
+	SignupsSerial             int    // signups measured one caller-wait at a time (latency without backlog)
+	GRPCCompression           string // auto, gzip or none, as TEMPORAL_GRPC_COMPRESSION
 	Events, EventConc         int
 	EventBatchCustomers       int // customers in the coalesced-batch events run
 	EventsPerCustomer         int // events per customer (one signal) in that run
@@ -90,10 +90,8 @@ func quiet() *slog.Logger {
 func Run(ctx context.Context, cfg Config) error {
 	h := &Harness{cfg: cfg, id: randomID(3), log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	h.results = &Results{Started: time.Now(), Config: cfg}
-	opts := client.Options{HostPort: cfg.TemporalAddress, Logger: tlog.NewStructuredLogger(quiet())}
-	if cfg.NoGzip {
-		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
-	}
+	opts := config.Temporal{Address: cfg.TemporalAddress, Namespace: "default", GRPCCompression: cfg.GRPCCompression}.ClientOptions()
+	opts.Logger = tlog.NewStructuredLogger(quiet())
 	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("dial Temporal at %s: %w", cfg.TemporalAddress, err)

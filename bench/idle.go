@@ -142,8 +142,8 @@ func (h *Harness) idle(ctx context.Context) error {
 	fn := float64(n)
 	h.results.add(m.end(&Figure{Phase: "idle", Name: fmt.Sprintf("idle scale: %d journeys waiting on timers — worker RSS", n),
 		Value: float64(rep.RSSAfter) / (1 << 20), Unit: "MiB", N: n,
-		Note: fmt.Sprintf("worker binary pid %d: VmRSS %.1f → %.1f MiB (%.1f KiB per journey), VmHWM %.1f MiB; sticky cache default (10,000)",
-			pid, float64(rep.RSSBefore)/(1<<20), float64(rep.RSSAfter)/(1<<20), float64(rep.RSSAfter-rep.RSSBefore)/1024/fn, float64(rep.HWMAfter)/(1<<20)),
+		Note: fmt.Sprintf("worker binary pid %d: VmRSS %.1f → %.1f MiB (%.1f KiB per journey), VmHWM %.1f MiB; workflow cache WORKER_CACHE_SIZE=%s",
+			pid, float64(rep.RSSBefore)/(1<<20), float64(rep.RSSAfter)/(1<<20), float64(rep.RSSAfter-rep.RSSBefore)/1024/fn, float64(rep.HWMAfter)/(1<<20), cacheSize(env)),
 		Repro: rep.Repro}))
 	h.results.add(m.end(&Figure{Phase: "idle", Name: "idle scale: Temporal SQLite bytes per journey", Value: float64(rep.TemporalAfter-rep.TemporalBefore) / fn, Unit: "bytes",
 		N: n, Note: fmt.Sprintf("temporal.db + WAL %.1f → %.1f MiB (SQLite files only grow; includes the welcome step's history)", float64(rep.TemporalBefore)/(1<<20), float64(rep.TemporalAfter)/(1<<20)),
@@ -178,4 +178,16 @@ func procStatus(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// cacheSize is the worker's WORKER_CACHE_SIZE: the harness's environment
+// for it, else the process environment, else the product's default.
+func cacheSize(env map[string]string) string {
+	if v := env["WORKER_CACHE_SIZE"]; v != "" {
+		return v
+	}
+	if v := os.Getenv("WORKER_CACHE_SIZE"); v != "" {
+		return v
+	}
+	return "default (2000)"
 }

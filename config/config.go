@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"go.temporal.io/sdk/client"
 )
 
 // Secret is a string that never prints its value.
@@ -71,6 +72,50 @@ type Temporal struct {
 	Address   string `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
 	Namespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
 	TaskQueue string `env:"TEMPORAL_TASK_QUEUE" envDefault:"lifecycle"`
+	// GRPCCompression is gzip, none, or auto: none for a server on this
+	// machine (a loopback address), where compressing costs CPU and saves
+	// nothing, and gzip otherwise (the SDK's default).
+	GRPCCompression string `env:"TEMPORAL_GRPC_COMPRESSION" envDefault:"auto"`
+	// WorkflowCacheSize is how many workflows a worker keeps in memory
+	// (the SDK's sticky cache, 10,000 by default). A journey waits days
+	// between steps, so a small cache costs a rare replay and bounds the
+	// worker's memory however many journeys wait (~80 KiB each).
+	WorkflowCacheSize int `env:"WORKER_CACHE_SIZE" envDefault:"2000"`
+}
+
+// GRPCCompressions lists the accepted TEMPORAL_GRPC_COMPRESSION values.
+var GRPCCompressions = []string{"auto", "gzip", "none"}
+
+// Compress reports whether requests to Temporal are gzip-compressed.
+func (t Temporal) Compress() bool {
+	switch t.GRPCCompression {
+	case "gzip":
+		return true
+	case "none":
+		return false
+	}
+	host, _, err := net.SplitHostPort(t.Address)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+// ClientOptions are the Temporal client options every process of this
+// project dials with; callers add their logger and metrics.
+func (t Temporal) ClientOptions() client.Options {
+	var compression client.GrpcCompression = &client.GrpcCompressionGzip{}
+	if !t.Compress() {
+		compression = &client.GrpcCompressionNone{}
+	}
+	return client.Options{
+		HostPort: t.Address, Namespace: t.Namespace,
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: compression},
+	}
 }
 
 // SMTP says how email leaves the system.
@@ -127,6 +172,12 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Temporal.TaskQueue) == "" {
 		bad("TEMPORAL_TASK_QUEUE", c.Temporal.TaskQueue, "must not be empty")
+	}
+	if !slices.Contains(GRPCCompressions, c.Temporal.GRPCCompression) {
+		bad("TEMPORAL_GRPC_COMPRESSION", c.Temporal.GRPCCompression, "must be one of "+strings.Join(GRPCCompressions, ", "))
+	}
+	if c.Temporal.WorkflowCacheSize < 1 {
+		bad("WORKER_CACHE_SIZE", strconv.Itoa(c.Temporal.WorkflowCacheSize), "must be at least 1")
 	}
 	if u, err := url.Parse(c.DatabaseURL.Value()); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		// The value may hold a password: name the variable, not the value.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 )
 
 func TestDefaultsMatchTheLocalStack(t *testing.T) {
@@ -35,13 +36,15 @@ func TestOverridesFromEnvironment(t *testing.T) {
 
 func TestErrorsNameTheVariableAndValue(t *testing.T) {
 	cases := map[string][2]string{
-		"SMTP_PORT":        {"70000", `SMTP_PORT="70000"`},
-		"SMTP_TLS_MODE":    {"maybe", `SMTP_TLS_MODE="maybe"`},
-		"TEMPORAL_ADDRESS": {"nohostport", `TEMPORAL_ADDRESS="nohostport"`},
-		"TIME_SCALE":       {"0.5", `TIME_SCALE="0.5"`},
-		"LOG_LEVEL":        {"loud", `LOG_LEVEL="loud"`},
-		"SMTP_FROM":        {"not-an-address", `SMTP_FROM="not-an-address"`},
-		"PUBLIC_BASE_URL":  {"ftp://x", `PUBLIC_BASE_URL="ftp://x"`},
+		"SMTP_PORT":                 {"70000", `SMTP_PORT="70000"`},
+		"SMTP_TLS_MODE":             {"maybe", `SMTP_TLS_MODE="maybe"`},
+		"TEMPORAL_ADDRESS":          {"nohostport", `TEMPORAL_ADDRESS="nohostport"`},
+		"TIME_SCALE":                {"0.5", `TIME_SCALE="0.5"`},
+		"LOG_LEVEL":                 {"loud", `LOG_LEVEL="loud"`},
+		"SMTP_FROM":                 {"not-an-address", `SMTP_FROM="not-an-address"`},
+		"PUBLIC_BASE_URL":           {"ftp://x", `PUBLIC_BASE_URL="ftp://x"`},
+		"TEMPORAL_GRPC_COMPRESSION": {"zstd", `TEMPORAL_GRPC_COMPRESSION="zstd"`},
+		"WORKER_CACHE_SIZE":         {"0", `WORKER_CACHE_SIZE="0"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -49,6 +52,29 @@ func TestErrorsNameTheVariableAndValue(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc[1])
 		})
+	}
+}
+
+func TestGRPCCompressionAutoIsOffOnlyForThisMachine(t *testing.T) {
+	cases := []struct {
+		address, mode string
+		compress      bool
+	}{
+		{"127.0.0.1:7233", "auto", false},
+		{"localhost:7233", "auto", false},
+		{"[::1]:7233", "auto", false},
+		{"temporal:7233", "auto", true},
+		{"acme.a1b2c.tmprl.cloud:7233", "auto", true},
+		{"10.0.0.7:7233", "auto", true},
+		{"127.0.0.1:7233", "gzip", true},
+		{"acme.a1b2c.tmprl.cloud:7233", "none", false},
+	}
+	for _, tc := range cases {
+		c, err := LoadFrom(map[string]string{"TEMPORAL_ADDRESS": tc.address, "TEMPORAL_GRPC_COMPRESSION": tc.mode})
+		require.NoError(t, err)
+		assert.Equal(t, tc.compress, c.Temporal.Compress(), "%s %s", tc.address, tc.mode)
+		_, none := c.Temporal.ClientOptions().ConnectionOptions.GrpcCompression.(*client.GrpcCompressionNone)
+		assert.Equal(t, !tc.compress, none, "%s %s: client options", tc.address, tc.mode)
 	}
 }
 

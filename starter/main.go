@@ -144,7 +144,9 @@ func (a *app) connectCtx(ctx context.Context) error {
 		return err
 	}
 	a.cfg = cfg
-	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, Logger: quietLogger{}})
+	opts := cfg.Temporal.ClientOptions()
+	opts.Logger = quietLogger{}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w (is the stack up? run `make up`, or set TEMPORAL_ADDRESS)", cfg.Temporal.Address, err)
 	}

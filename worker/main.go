@@ -53,10 +53,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(client.Options{
-		HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
-		Logger: tlog.NewStructuredLogger(logger), MetricsHandler: sdkMetrics,
-	})
+	opts := cfg.Temporal.ClientOptions()
+	opts.Logger, opts.MetricsHandler = tlog.NewStructuredLogger(logger), sdkMetrics
+	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.Temporal.Address, err)
 	}

@@ -54,10 +54,9 @@ func run(campaignID string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	c, err := client.NewLazyClient(client.Options{
-		HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
-		Logger: tlog.NewStructuredLogger(logger),
-	})
+	opts := cfg.Temporal.ClientOptions()
+	opts.Logger = tlog.NewStructuredLogger(logger)
+	c, err := client.NewLazyClient(opts)
 	if err != nil {
 		return fmt.Errorf("Temporal client for %s: %w", cfg.Temporal.Address, err)
 	}

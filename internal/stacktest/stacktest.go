@@ -71,8 +71,9 @@ func New(t testing.TB, extraEnv map[string]string) *Stack {
 	}
 	cfg, err := config.LoadFrom(env)
 	require.NoError(t, err)
-	c, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: cfg.Temporal.Namespace,
-		Logger: tlog.NewStructuredLogger(QuietLogger())})
+	opts := cfg.Temporal.ClientOptions()
+	opts.HostPort, opts.Logger = temporalAddr, tlog.NewStructuredLogger(QuietLogger())
+	c, err := client.Dial(opts)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return &Stack{Cfg: cfg, Env: env, Client: c, Mailpit: mailpit.New(apiURL)}

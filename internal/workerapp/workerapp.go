@@ -66,6 +66,8 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	if reg != nil {
 		metrics = activities.NewMetrics(reg)
 	}
+	// Process-wide, and only read when the first worker starts.
+	worker.SetStickyWorkflowCacheSize(cfg.Temporal.WorkflowCacheSize)
 	w := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{
 		// In-flight activities get this long to finish on shutdown.
 		WorkerStopTimeout: 30 * time.Second,

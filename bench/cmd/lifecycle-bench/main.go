@@ -33,7 +33,7 @@ func main() {
 	flag.IntVar(&cfg.Signups, "signups", 300, "signups end to end")
 	flag.IntVar(&cfg.SignupConc, "signup-conc", 16, "signups in flight")
 	flag.IntVar(&cfg.SignupsSerial, "signups-serial", 20, "signups by 2 callers that each wait for the welcome email (latency without backlog)")
-	flag.BoolVar(&cfg.NoGzip, "no-gzip", false, "the harness's Temporal client (API, in-process workers) without gRPC gzip; the product's default is gzip")
+	flag.StringVar(&cfg.GRPCCompression, "grpc-compression", "auto", "gRPC compression of the harness's Temporal client (API, in-process workers): auto, gzip or none, as TEMPORAL_GRPC_COMPRESSION (auto: none on loopback)")
 	flag.IntVar(&cfg.Events, "events", 300, "single events (closed loop, until visible in the state query)")
 	flag.IntVar(&cfg.EventConc, "event-conc", 8, "event callers in flight")
 	flag.IntVar(&cfg.EventBatchCustomers, "event-batch-customers", 200, "journeys in the coalesced-batch events run")
