@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -26,6 +27,7 @@ type composeFile struct {
 		Build       any    `yaml:"build"`
 		DependsOn   any    `yaml:"depends_on"`
 		Environment any    `yaml:"environment"`
+		Volumes     []any  `yaml:"volumes"`
 	} `yaml:"services"`
 }
 
@@ -68,6 +70,21 @@ func TestComposeFile(t *testing.T) {
 		for _, d := range deps {
 			if _, ok := f.Services[d]; !ok {
 				t.Errorf("service %s depends on %q, which is not a service", name, d)
+			}
+		}
+	}
+
+	// Files mounted from the repository exist (a missing source would be
+	// created as an empty directory by Docker, and the service fail oddly).
+	for name, svc := range f.Services {
+		for _, v := range svc.Volumes {
+			short, ok := v.(string)
+			if !ok || !strings.HasPrefix(short, "./") {
+				continue // named volumes, long syntax
+			}
+			src := filepath.Join(filepath.Dir(composePath), strings.SplitN(short, ":", 2)[0])
+			if _, err := os.Stat(src); err != nil {
+				t.Errorf("service %s mounts %s: %v", name, short, err)
 			}
 		}
 	}

@@ -203,6 +203,10 @@ start_temporal() {
 	local args=(server start-dev
 		--db-filename "$DATA_DIR/temporal.db"
 		--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
+		# Eager activities: an activity a workflow task schedules on its own
+		# task queue comes back in the task's reply when the worker has a free
+		# slot, without a trip through matching (off by default in the server).
+		--dynamic-config-value system.enableActivityEagerExecution=true
 		--ip "$TEMPORAL_IP" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
 		--log-level warn)
 	[ "$TEMPORAL_NAMESPACE" != default ] && args+=(--namespace "$TEMPORAL_NAMESPACE")
