@@ -32,19 +32,24 @@ func TestRecordEventsReturnsOnlyNewIDs(t *testing.T) {
 	e3.IgnoredReason = `unknown event type "fax_received"`
 	e4 := ev("4", "demo_requested")
 
-	first, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Events: []activities.EventRecord{e1, e2, e3}})
+	first, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Key: "run/1", Events: []activities.EventRecord{e1, e2, e3}})
 	require.NoError(t, err)
 	require.Equal(t, []string{e1.ID, e2.ID, e3.ID}, first.New)
 
 	// Overlapping, with a repeat inside the batch.
-	second, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Events: []activities.EventRecord{e2, e3, e4, e4, e1}})
+	second, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Key: "run/2", Events: []activities.EventRecord{e2, e3, e4, e4, e1}})
 	require.NoError(t, err)
 	require.Equal(t, []string{e4.ID}, second.New)
 
-	// The same batch again (an activity retry): nothing new.
-	again, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Events: []activities.EventRecord{e2, e3, e4}})
+	// The same events from another call (a duplicate delivery): nothing new.
+	again, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Key: "run/3", Events: []activities.EventRecord{e2, e3, e4}})
 	require.NoError(t, err)
 	require.Empty(t, again.New)
+
+	// A retry of the second call (its answer was lost): the same answer.
+	retried, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Key: "run/2", Events: []activities.EventRecord{e2, e3, e4, e4, e1}})
+	require.NoError(t, err)
+	require.Equal(t, second.New, retried.New)
 
 	stored, err := f.store.EventsOf(f.ctx, id)
 	require.NoError(t, err)
@@ -377,6 +382,50 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	badStage.Key, badStage.To = id+"/transition/2", "limbo"
 	requireAppError(t, run(f.acts.RecordTransition, badStage), activities.ErrBadInput)
 	requireAppError(t, run(f.acts.Suppress, activities.SuppressInput{CustomerID: id, Email: addr, Reason: "bored"}), activities.ErrBadInput)
+}
+
+// RegisterSignup does the three CRM writes of a signup in one activity; a
+// retry writes nothing twice and returns the same fit score.
+func TestRegisterSignupWritesContactAndTransitionOnce(t *testing.T) {
+	t.Parallel()
+	f := newCRMFixture(t)
+	id, addr := customer("signup")
+	c := contactFor(id, addr)
+	tr := &activities.TransitionInput{Key: id + "/transition/1", CustomerID: id, From: campaign.StagePending,
+		To: campaign.StageTrial, Reason: "trial signup", At: time.Now().UTC().Truncate(time.Second),
+		CampaignID: campaignID, CampaignVersion: campaignVersion}
+	register := func() activities.FitScore {
+		v, err := f.env().ExecuteActivity(f.acts.RegisterSignup, activities.RegisterSignupInput{Contact: c, Transition: tr})
+		require.NoError(t, err)
+		var fit activities.FitScore
+		require.NoError(t, v.Get(&fit))
+		return fit
+	}
+	first := register()
+	want, err := f.scoreLead(id)
+	require.NoError(t, err)
+	require.Equal(t, want, first, "the fit score of the profile just written")
+	require.Positive(t, first.Points)
+	require.Equal(t, first, register(), "a retry answers the same")
+
+	var contacts, transitions int
+	require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM contacts WHERE customer_id = $1`, id).Scan(&contacts))
+	require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM stage_transitions WHERE customer_id = $1`, id).Scan(&transitions))
+	require.Equal(t, 1, contacts)
+	require.Equal(t, 1, transitions)
+	got, err := f.store.GetContact(f.ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, crm.StageTrial, got.Stage)
+
+	// A repeated signup (no stage change) only updates the profile.
+	c.Company = "Difference Engines plc"
+	tr = nil
+	register()
+	got, err = f.store.GetContact(f.ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, "Difference Engines plc", got.Company)
+	require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM stage_transitions WHERE customer_id = $1`, id).Scan(&transitions))
+	require.Equal(t, 1, transitions)
 }
 
 // LoadCampaign returns the definition the journey records; a campaign this

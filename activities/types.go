@@ -38,6 +38,13 @@ type ScoreLeadInput struct {
 	CampaignVersion string `json:"campaign_version"`
 }
 
+// RegisterSignupInput is a signup's CRM work in one activity: the contact,
+// and the stage change the signup makes (nil when it makes none).
+type RegisterSignupInput struct {
+	Contact    Contact          `json:"contact"`
+	Transition *TransitionInput `json:"transition,omitempty"`
+}
+
 // FitScore is the profile part of a lead score.
 type FitScore struct {
 	Points  int               `json:"points"`
@@ -58,6 +65,10 @@ type EventRecord struct {
 type RecordEventsInput struct {
 	CustomerID string        `json:"customer_id"`
 	Events     []EventRecord `json:"events"`
+	// Key identifies the call (the journey run and its batch number): a
+	// retry with the same key is told the same ids are new, so events are
+	// never dropped as "already recorded" by their own earlier attempt.
+	Key string `json:"key,omitempty"`
 }
 
 // RecordEventsResult lists the event IDs the CRM had not seen before: the

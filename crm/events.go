@@ -50,19 +50,21 @@ func (e Event) validate(field string) error {
 // RecordEvents stores a batch of events in one statement and returns how
 // many were new; see RecordNewEvents.
 func (s *Store) RecordEvents(ctx context.Context, events []Event) (int, error) {
-	fresh, err := s.RecordNewEvents(ctx, events)
+	fresh, err := s.RecordNewEvents(ctx, "", events)
 	return len(fresh), err
 }
 
 // RecordNewEvents stores a batch of events in one statement and returns
 // the IDs that were new, in batch order. Events already stored (same ID)
-// and repeats inside the batch are skipped; the first occurrence wins. The
+// and repeats inside the batch are skipped; the first occurrence wins.
+// batch (may be empty) identifies the call: events stored earlier under the
+// same batch count as new again, so a retried call gets the same answer. The
 // whole batch is rejected, before anything is written, if one event is
 // invalid; the error names it ("events[3].customer_id"). Events of an
 // erased customer are stored without properties and with IgnoredReason
 // "customer erased", so the event ids stay deduplicated and no personal
 // data comes back.
-func (s *Store) RecordNewEvents(ctx context.Context, events []Event) ([]string, error) {
+func (s *Store) RecordNewEvents(ctx context.Context, batch string, events []Event) ([]string, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -89,19 +91,27 @@ func (s *Store) RecordNewEvents(ctx context.Context, events []Event) ([]string, 
 			ignored[i] = &e.IgnoredReason
 		}
 	}
+	// The second SELECT sees the table as it was before the INSERT (one
+	// snapshot): rows this call's batch stored in an earlier attempt.
 	const q = `
-INSERT INTO events (event_id, customer_id, type, occurred_at, received_at, properties, ignored_reason)
-SELECT DISTINCT ON (e.event_id)
-    e.event_id, e.customer_id, e.type, e.occurred_at, COALESCE(e.received_at, now()),
-    CASE WHEN c.erased_at IS NULL THEN e.properties::jsonb ELSE '{}'::jsonb END,
-    CASE WHEN c.erased_at IS NULL THEN e.ignored_reason ELSE $8 END
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
-    WITH ORDINALITY AS e(event_id, customer_id, type, occurred_at, received_at, properties, ignored_reason, ord)
-LEFT JOIN contacts c ON c.customer_id = e.customer_id
-ORDER BY e.event_id, e.ord
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id`
-	rows, err := s.pool.Query(ctx, q, ids, customers, types, occurred, received, props, ignored, IgnoredErased)
+WITH ins AS (
+    INSERT INTO events (event_id, customer_id, type, occurred_at, received_at, properties, ignored_reason, recorded_by)
+    SELECT DISTINCT ON (e.event_id)
+        e.event_id, e.customer_id, e.type, e.occurred_at, COALESCE(e.received_at, now()),
+        CASE WHEN c.erased_at IS NULL THEN e.properties::jsonb ELSE '{}'::jsonb END,
+        CASE WHEN c.erased_at IS NULL THEN e.ignored_reason ELSE $8 END,
+        NULLIF($9, '')
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
+        WITH ORDINALITY AS e(event_id, customer_id, type, occurred_at, received_at, properties, ignored_reason, ord)
+    LEFT JOIN contacts c ON c.customer_id = e.customer_id
+    ORDER BY e.event_id, e.ord
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+)
+SELECT event_id FROM ins
+UNION ALL
+SELECT event_id FROM events WHERE $9 <> '' AND recorded_by = $9 AND event_id = ANY($1::text[])`
+	rows, err := s.pool.Query(ctx, q, ids, customers, types, occurred, received, props, ignored, IgnoredErased, batch)
 	if err != nil {
 		return nil, fmt.Errorf("record %d events: %w", n, err)
 	}

@@ -27,7 +27,7 @@ func TestRecordEventsDeduplicates(t *testing.T) {
 
 	// Sent again, plus new ones: only the new ones are inserted and listed,
 	// in batch order.
-	fresh, err := s.RecordNewEvents(ctx, append([]crm.Event{
+	fresh, err := s.RecordNewEvents(ctx, "", append([]crm.Event{
 		{ID: "ev5", CustomerID: "cus_1", Type: "login", OccurredAt: at.Add(2 * time.Hour)},
 	}, append(batch, crm.Event{ID: "ev4", CustomerID: "cus_1", Type: "login", OccurredAt: at.Add(time.Hour)},
 		crm.Event{ID: "ev5", CustomerID: "cus_1", Type: "login", OccurredAt: at.Add(2 * time.Hour)})...))
@@ -74,4 +74,35 @@ func TestRecordEventsRejectsBatchWithInvalidEvent(t *testing.T) {
 		requireInvalid(t, err, field)
 	}
 	require.Equal(t, 0, count(t, s, `SELECT count(*) FROM events`), "nothing of a rejected batch is written")
+}
+
+// A call that is retried after the database committed (a local activity
+// re-run because its workflow task failed; an activity whose answer was
+// lost) must get the same answer, or the journey would drop the events as
+// "already recorded". Another call with the same events gets nothing new.
+func TestRetriedBatchGetsTheSameAnswer(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	events := []crm.Event{
+		{ID: "u1", CustomerID: "cus_1", Type: "unsubscribe", OccurredAt: at},
+		{ID: "o1", CustomerID: "cus_1", Type: "email_opened", OccurredAt: at},
+	}
+	first, err := s.RecordNewEvents(ctx, "run-a/1", events)
+	require.NoError(t, err)
+	require.Equal(t, []string{"u1", "o1"}, first)
+
+	retry, err := s.RecordNewEvents(ctx, "run-a/1", events)
+	require.NoError(t, err)
+	require.Equal(t, first, retry, "the same call again: the same answer")
+
+	other, err := s.RecordNewEvents(ctx, "run-a/2", append(events, crm.Event{ID: "p1", CustomerID: "cus_1", Type: "pricing_viewed", OccurredAt: at}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"p1"}, other, "another call: only what it stored")
+
+	none, err := s.RecordNewEvents(ctx, "", events)
+	require.NoError(t, err)
+	require.Empty(t, none, "no batch: stored before means not new")
+	require.Equal(t, 3, count(t, s, `SELECT count(*) FROM events`))
 }
