@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -160,6 +161,23 @@ func TestAPIEndToEnd(t *testing.T) {
 	assert.Equal(t, crm.ReasonUnsubscribed, reason)
 	v = s.waitStage(t, id, "unsubscribed", 30*time.Second)
 	assert.True(t, v.MailSuppressed || v.Stage == "unsubscribed")
+
+	// The journey has ended: a late event is refused and starts no new
+	// journey (which would show the customer as pending again).
+	_, err = s.api.Event(ctx, api.Event{CustomerID: id, ID: id + "-late", Type: "login", At: time.Now()})
+	var refused *api.ResponseError
+	require.ErrorAs(t, err, &refused)
+	assert.Equal(t, http.StatusConflict, refused.StatusCode)
+	assert.Equal(t, "customer_id", refused.Field)
+	_, err = s.api.Events(ctx, api.Event{CustomerID: id, ID: id + "-late2", Type: "login", At: time.Now()})
+	require.ErrorAs(t, err, &refused)
+	assert.Equal(t, http.StatusBadRequest, refused.StatusCode, "every event of the batch refused")
+	var late api.EventsResponse
+	require.NoError(t, json.Unmarshal(refused.Body, &late))
+	require.Len(t, late.Rejected, 1)
+	assert.Contains(t, late.Rejected[0].Error, "journey has ended")
+	v = s.waitStage(t, id, "unsubscribed", 5*time.Second)
+	assert.Equal(t, "unsubscribed", string(v.Stage), "still the ended journey")
 
 	// A forged link is refused.
 	u, _ := url.Parse(link)

@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,6 +79,9 @@ type ItemWarning struct {
 
 var eventFields = jsonFields(Event{})
 
+// journeyEnded explains an event for an ended journey.
+const journeyEnded = "the customer's journey has ended (unsubscribed, erased, or finished); events are not applied to it and do not start a new one — a new signup does"
+
 // postEvents: POST /v1/events with one Event or an EventBatch.
 //
 // Batch semantics: every event is decoded and validated first; invalid
@@ -89,7 +93,9 @@ var eventFields = jsonFields(Event{})
 //
 // Status: 202 all accepted; 207 some accepted, some rejected; 400 none
 // accepted because all were rejected (or the batch itself is malformed);
-// 503 with Retry-After when any event failed.
+// 503 with Retry-After when any event failed. An event for a customer whose
+// journey has ended is rejected (a single one with 409): it is not applied
+// and starts no new journey.
 func (s *server) postEvents(w http.ResponseWriter, r *http.Request) {
 	if e := requireJSON(r); e != nil {
 		writeError(w, http.StatusUnsupportedMediaType, *e)
@@ -117,7 +123,10 @@ func (s *server) postEvents(w http.ResponseWriter, r *http.Request) {
 	res := EventsResponse{Rejected: []ItemError{}, Failed: []ItemError{}, Warnings: warnings(0, ev)}
 	ctx, cancel := s.temporalContext(r)
 	defer cancel()
-	if err := s.starter.Events(ctx, ev.CustomerID, ev.Journey()); err != nil {
+	if err := s.starter.Events(ctx, ev.CustomerID, ev.Journey()); errors.Is(err, workflows.ErrJourneyEnded) {
+		writeError(w, http.StatusConflict, ErrorResponse{Field: "customer_id", Error: journeyEnded})
+		return
+	} else if err != nil {
 		s.log.ErrorContext(r.Context(), "event not accepted by Temporal", "customer_id", ev.CustomerID, "event_id", ev.ID, "error", err)
 		s.unavailable(w, "the journey service did not accept the event (Temporal unavailable); nothing was recorded, retry later")
 		return
@@ -198,6 +207,12 @@ func (s *server) postBatch(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	wg.Wait()
 	for gi, g := range groups {
+		if errors.Is(errs[gi], workflows.ErrJourneyEnded) {
+			for _, i := range g.indexes {
+				res.Rejected = append(res.Rejected, ItemError{Index: i, CustomerID: g.customerID, Field: "customer_id", Error: journeyEnded})
+			}
+			continue
+		}
 		if err := errs[gi]; err != nil {
 			s.log.ErrorContext(r.Context(), "events not accepted by Temporal", "customer_id", g.customerID, "events", len(g.events), "error", err)
 			for _, i := range g.indexes {
@@ -210,6 +225,7 @@ func (s *server) postBatch(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	// Groups are in order of first appearance: their indexes interleave.
 	slices.SortFunc(res.Failed, func(a, b ItemError) int { return cmp.Compare(a.Index, b.Index) })
+	slices.SortFunc(res.Rejected, func(a, b ItemError) int { return cmp.Compare(a.Index, b.Index) })
 
 	switch {
 	case len(res.Failed) > 0:

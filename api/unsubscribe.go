@@ -151,7 +151,13 @@ func (s *server) postUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		ID: "unsubscribe-" + c, Type: "unsubscribe", At: s.now(),
 		Properties: map[string]any{"source": source},
 	}
-	if err := s.starter.Events(ctx, c, ev); err != nil {
+	err = s.starter.Events(ctx, c, ev)
+	if errors.Is(err, workflows.ErrJourneyEnded) {
+		// Unsubscribed before (a second click), or the journey ended
+		// otherwise: the CRM suppression above is what keeps mail away.
+		err = nil
+	}
+	if err != nil {
 		s.log.ErrorContext(r.Context(), "unsubscribe: event not accepted by Temporal", "customer_id", c, "suppressed", suppressed, "error", err)
 		s.setRetryAfter(w)
 		msg := "We could not process your request right now. Please try again in a minute."

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -157,7 +158,12 @@ func (a *app) runDemo(ctx context.Context, duration time.Duration) error {
 		for len(plan) > 0 && !start.Add(time.Duration(plan[0].day*float64(day))).After(now) {
 			p := plan[0]
 			plan = plan[1:]
-			if err := p.do(ctx); err != nil {
+			err := p.do(ctx)
+			if errors.Is(err, workflows.ErrJourneyEnded) {
+				fmt.Printf("  day %5.1f  %s: not applied, the journey has ended\n", p.day, p.log)
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("demo: %s: %w", p.log, err)
 			}
 			fmt.Printf("  day %5.1f  %s\n", p.day, p.log)

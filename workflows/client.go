@@ -2,9 +2,11 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
@@ -49,8 +51,36 @@ func (s Starter) Signup(ctx context.Context, in Signup) (client.WorkflowRun, err
 	return run, nil
 }
 
+// ErrJourneyEnded: the customer's journey has ended (unsubscribed, erased,
+// churned under a campaign that ends journeys there, or pending without a
+// signup for too long). Events are not applied to an ended journey and do
+// not start a new one — otherwise a late event (a second unsubscribe click)
+// would start a fresh journey in `pending`; a new signup starts a new one.
+var ErrJourneyEnded = errors.New("the customer's journey has ended; a new signup starts a new journey")
+
+// eventOptions are the start options of a journey that an event creates:
+// none while the customer's last journey ended normally (completed); a
+// journey that failed or was terminated by an operator may be restarted by
+// an event.
+func (s Starter) eventOptions(customerID string) client.StartWorkflowOptions {
+	opts := s.options(customerID)
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+	return opts
+}
+
+// ended turns Temporal's "already started" (the reuse policy refused a new
+// run after a completed one) into ErrJourneyEnded.
+func ended(customerID string, err error) error {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return fmt.Errorf("journey of %s: %w", customerID, ErrJourneyEnded)
+	}
+	return err
+}
+
 // Events delivers events (one signal for the batch) to the customer's
-// journey, starting a pending journey when none runs yet.
+// journey, starting a pending journey when none runs yet; ErrJourneyEnded
+// when the customer's journey has ended.
 func (s Starter) Events(ctx context.Context, customerID string, events ...Event) error {
 	if err := ValidateCustomerID(customerID); err != nil {
 		return err
@@ -65,16 +95,17 @@ func (s Starter) Events(ctx context.Context, customerID string, events ...Event)
 		payload = events[0]
 	}
 	_, err := s.Client.SignalWithStartWorkflow(ctx, JourneyID(customerID), SignalEvent, payload,
-		s.options(customerID), WorkflowName, s.input(customerID))
+		s.eventOptions(customerID), WorkflowName, s.input(customerID))
 	if err != nil {
-		return fmt.Errorf("signal-with-start journey of %s: %w", customerID, err)
+		return fmt.Errorf("signal-with-start journey of %s: %w", customerID, ended(customerID, err))
 	}
 	return nil
 }
 
 // ApplyEvent delivers one event as an update and returns the journey's view
 // after it was applied (update-with-start: a journey is created, pending,
-// when none runs yet).
+// when none runs yet); ErrJourneyEnded when the customer's journey has
+// ended.
 func (s Starter) ApplyEvent(ctx context.Context, customerID string, e Event) (JourneyView, error) {
 	var v JourneyView
 	if err := ValidateCustomerID(customerID); err != nil {
@@ -83,7 +114,7 @@ func (s Starter) ApplyEvent(ctx context.Context, customerID string, e Event) (Jo
 	if err := e.Validate(); err != nil {
 		return v, fmt.Errorf("event: %w", err)
 	}
-	opts := s.options(customerID)
+	opts := s.eventOptions(customerID)
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
 	op := s.Client.NewWithStartWorkflowOperation(opts, WorkflowName, s.input(customerID))
 	h, err := s.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
@@ -93,7 +124,7 @@ func (s Starter) ApplyEvent(ctx context.Context, customerID string, e Event) (Jo
 		},
 	})
 	if err != nil {
-		return v, fmt.Errorf("update-with-start journey of %s: %w", customerID, err)
+		return v, fmt.Errorf("update-with-start journey of %s: %w", customerID, ended(customerID, err))
 	}
 	if err := h.Get(ctx, &v); err != nil {
 		return v, fmt.Errorf("apply event %s to journey of %s: %w", e.ID, customerID, err)
