@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,8 +63,13 @@ func (s *stack) waitStage(t *testing.T, customerID, stage string, timeout time.D
 	return v
 }
 
+// clearHistories empties the current revision's set once per recording.
+var clearHistories sync.Once
+
 // recordHistories writes every run of a journey to
-// workflows/testdata/histories/<name>-<n>.json when RECORD_HISTORIES=1.
+// workflows/testdata/histories/logic-<revision>/<name>-<n>.json when
+// RECORD_HISTORIES=1 (the histories of older revisions stay: running
+// journeys of every revision must replay).
 func (s *stack) recordHistories(t *testing.T, customerID, name string) {
 	t.Helper()
 	if os.Getenv("RECORD_HISTORIES") != "1" {
@@ -75,7 +81,13 @@ func (s *stack) recordHistories(t *testing.T, customerID, name string) {
 		Query: fmt.Sprintf("WorkflowId = %q", workflows.JourneyID(customerID)),
 	})
 	require.NoError(t, err)
-	dir := filepath.Join("..", "workflows", "testdata", "histories")
+	dir := filepath.Join("..", "workflows", "testdata", "histories", fmt.Sprintf("logic-%d", workflows.LogicRevision))
+	clearHistories.Do(func() {
+		old, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, f := range old {
+			require.NoError(t, os.Remove(f))
+		}
+	})
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	for i, ex := range resp.GetExecutions() {
 		var events []*historypb.HistoryEvent

@@ -58,8 +58,9 @@ export LIFECYCLE_REQUIRE_STACK=1
 if [ "${1:-}" = record-histories ]; then
 	# Deliberate workflow change: replace the recorded replay histories with
 	# fresh ones from the real dev server (see docs/journey.md).
-	echo "== recording replay histories into workflows/testdata/histories" >&2
-	rm -f workflows/testdata/histories/*.json
+	# The recorder replaces the current logic revision's set only; older sets
+	# stay, as journeys of every revision may still be running.
+	echo "== recording replay histories into workflows/testdata/histories/logic-<current revision>" >&2
 	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce|TestEventAsUpdateWithStart' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
 	exit "${PIPESTATUS[0]}"
 fi

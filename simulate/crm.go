@@ -125,6 +125,26 @@ func (f *simCRM) ScoreLead(_ context.Context, in activities.ScoreLeadInput) (act
 	return activities.FitScore{Points: pts, Reasons: reasons}, nil
 }
 
+// RegisterSignup is the three CRM steps of a signup, as the real activity
+// does them.
+func (f *simCRM) RegisterSignup(ctx context.Context, in activities.RegisterSignupInput) (activities.FitScore, error) {
+	if err := f.UpsertContact(ctx, in.Contact); err != nil {
+		return activities.FitScore{}, err
+	}
+	fit, err := f.ScoreLead(ctx, activities.ScoreLeadInput{
+		CustomerID: in.Contact.CustomerID, CampaignID: in.Contact.CampaignID, CampaignVersion: in.Contact.CampaignVersion,
+	})
+	if err != nil {
+		return activities.FitScore{}, err
+	}
+	if in.Transition != nil {
+		if err := f.RecordTransition(ctx, *in.Transition); err != nil {
+			return activities.FitScore{}, err
+		}
+	}
+	return fit, nil
+}
+
 // RecordEvents is the event log: it answers which ids are new.
 func (f *simCRM) RecordEvents(_ context.Context, in activities.RecordEventsInput) (activities.RecordEventsResult, error) {
 	f.mu.Lock()

@@ -81,6 +81,26 @@ func (f *fakeCRM) ScoreLead(_ context.Context, in activities.ScoreLeadInput) (ac
 	return activities.FitScore{Points: pts, Reasons: reasons}, nil
 }
 
+// RegisterSignup is the three CRM steps of a signup, as the real activity
+// does them.
+func (f *fakeCRM) RegisterSignup(ctx context.Context, in activities.RegisterSignupInput) (activities.FitScore, error) {
+	if err := f.UpsertContact(ctx, in.Contact); err != nil {
+		return activities.FitScore{}, err
+	}
+	fit, err := f.ScoreLead(ctx, activities.ScoreLeadInput{
+		CustomerID: in.Contact.CustomerID, CampaignID: in.Contact.CampaignID, CampaignVersion: in.Contact.CampaignVersion,
+	})
+	if err != nil {
+		return activities.FitScore{}, err
+	}
+	if in.Transition != nil {
+		if err := f.RecordTransition(ctx, *in.Transition); err != nil {
+			return activities.FitScore{}, err
+		}
+	}
+	return fit, nil
+}
+
 func (f *fakeCRM) RecordEvents(_ context.Context, in activities.RecordEventsInput) (activities.RecordEventsResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -203,6 +223,9 @@ type journeyRun struct {
 	suggestContinueAsNewEvery time.Duration
 	// onRun is called before each run starts, with the time it starts at.
 	onRun func(now time.Time)
+	// onEnv is called with each run's test environment before it starts
+	// (listeners that watch what the journey asks Temporal to do).
+	onEnv func(env *driver.Env)
 }
 
 func newJourneyRun(t *testing.T, start time.Time) *journeyRun {
@@ -239,6 +262,9 @@ func (r *journeyRun) run(in JourneyInput, until time.Duration) {
 			r.fake.now = env.Now
 			if r.onRun != nil {
 				r.onRun(env.Now())
+			}
+			if r.onEnv != nil {
+				r.onEnv(env)
 			}
 		},
 		Start:                     r.start,

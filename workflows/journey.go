@@ -37,6 +37,38 @@ var (
 	AttrCampaignVersion = temporal.NewSearchAttributeKeyKeyword("CampaignVersion")
 )
 
+// Revisions of the journey's logic. A change to what the workflow asks
+// Temporal to do (its commands) must not change a run already recorded: a
+// run keeps the revision it started with — the first run of a journey gets
+// it from a version marker (workflow.GetVersion, one per journey), later runs
+// from the state carried across continue-as-new, which always moves to the
+// newest. Histories of older revisions replay unchanged (replay_test.go).
+const (
+	// logicOriginal: the signup's CRM work in three activities; every
+	// stage change continues-as-new; the wait timer is started afresh on
+	// every wake-up.
+	logicOriginal = 0
+	// logicLean: the signup's CRM work in one activity (RegisterSignup);
+	// the signup's own stage change does not continue-as-new when the run
+	// loaded the newest campaign moments before; the wait timer is kept
+	// across wake-ups that do not bring the next due time forward. Fewer
+	// workflow tasks per signup and per event, fewer actions per year
+	// (docs/benchmarks.md).
+	logicLean   = 1
+	logicLatest = logicLean
+
+	// LogicRevision is the revision new runs follow (tools record replay
+	// histories per revision).
+	LogicRevision = logicLatest
+
+	logicChangeID = "journey-logic"
+)
+
+// freshCampaign is how recently (real time) a run must have loaded the
+// newest campaign version for the signup's stage change to skip the
+// continue-as-new that would only load it again.
+const freshCampaign = time.Minute
+
 // defaultMaxHistoryEvents makes a run continue-as-new well before Temporal's
 // own limits and keeps replays cheap.
 const defaultMaxHistoryEvents = 1500
@@ -55,6 +87,14 @@ type journey struct {
 	boundary bool      // a stage changed: continue-as-new at the next safe point
 	clock    time.Time // journey time of the last planning turn (for the query)
 	done     *JourneyResult
+
+	// loadedLatestAt is the workflow time this run loaded the newest
+	// campaign version (zero if it ran on a pinned one).
+	loadedLatestAt time.Time
+	// timer is the pending wait timer (logicLean keeps it across wake-ups).
+	timer *pendingTimer
+	// eventBatches counts this run's RecordEvents calls (their keys).
+	eventBatches int
 
 	signups workflow.ReceiveChannel
 	events  workflow.ReceiveChannel
@@ -92,6 +132,7 @@ func CustomerJourney(ctx workflow.Context, in JourneyInput) (JourneyResult, erro
 		}
 		if j.shouldContinueAsNew(ctx) {
 			j.s.Run++
+			j.s.Logic = logicLatest // a new run has no recorded commands to stay compatible with
 			next := JourneyInput{
 				CustomerID: j.s.CustomerID, CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
 				TimeScale: j.in.TimeScale, MaxHistoryEvents: j.in.MaxHistoryEvents,
@@ -132,6 +173,7 @@ func start(ctx workflow.Context, in JourneyInput) (*journey, error) {
 			CustomerID: in.CustomerID, CampaignID: in.CampaignID, CampaignVersion: in.CampaignVersion,
 			Epoch: now, TimeScale: scale, Stage: campaign.StagePending, StageEnteredAt: now,
 		}
+		j.s.Logic = max(logicOriginal, int(workflow.GetVersion(ctx, logicChangeID, workflow.DefaultVersion, logicLatest)))
 	}
 	for _, id := range j.s.SeenEvents {
 		j.seen[id] = true
@@ -171,18 +213,23 @@ func (j *journey) applyEventUpdate(ctx workflow.Context, e Event) (JourneyView, 
 // definition a run used is recorded in its history and a replay never
 // depends on the files a worker has now. It retries until the definition is
 // available (a worker deployed without a campaign file makes journeys wait,
-// visibly, instead of failing them). A regular activity rather than a local
-// one: local activities in the time-skipping test environment measure their
-// deadline against the wall clock, which breaks tests that run in another
-// year; the cost is two more history events per run.
+// visibly, instead of failing them). From logicLean on it is a local
+// activity (see crm).
 func (j *journey) loadCampaign(ctx workflow.Context, latest bool) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: time.Minute},
-	})
+	retry := &temporal.RetryPolicy{MaximumInterval: time.Minute}
 	var c campaign.Campaign
 	req := activities.LoadCampaignInput{ID: j.s.CampaignID, Version: j.s.CampaignVersion, Latest: latest}
-	if err := workflow.ExecuteActivity(actx, a.LoadCampaign, req).Get(ctx, &c); err != nil {
+	var loaded workflow.Future
+	if j.s.Logic >= logicLean {
+		loaded = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
+		}), a.LoadCampaign, req)
+	} else {
+		loaded = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
+		}), a.LoadCampaign, req)
+	}
+	if err := loaded.Get(ctx, &c); err != nil {
 		return fmt.Errorf("load campaign %q version %q: %w", j.s.CampaignID, j.s.CampaignVersion, err)
 	}
 	if c.Version != j.s.CampaignVersion && j.s.CampaignVersion != "" {
@@ -190,6 +237,9 @@ func (j *journey) loadCampaign(ctx workflow.Context, latest bool) error {
 	}
 	j.c = &c
 	j.s.CampaignVersion = c.Version
+	if latest {
+		j.loadedLatestAt = workflow.Now(ctx)
+	}
 	j.resolveLocation()
 	return nil
 }
@@ -227,6 +277,10 @@ func (j *journey) journeyTime(t time.Time) time.Time {
 
 // wait sleeps until the action is due or a signal arrives.
 func (j *journey) wait(ctx workflow.Context, next action) {
+	if j.s.Logic >= logicLean {
+		j.waitKeepingTimer(ctx, next)
+		return
+	}
 	sel := workflow.NewSelector(ctx)
 	tctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
@@ -244,6 +298,48 @@ func (j *journey) wait(ctx workflow.Context, next action) {
 	// A journey waiting for events alone must still stop when cancelled.
 	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 	sel.Select(ctx)
+}
+
+// pendingTimer is the timer a waiting journey sleeps on.
+type pendingTimer struct {
+	at     time.Time // the journey time it is for
+	fired  workflow.Future
+	cancel workflow.CancelFunc
+}
+
+// waitKeepingTimer is wait from logicLean on. Most wake-ups (an email
+// opened, a login) leave the next due time where it was or move it later
+// (decay, the inactivity window); the pending timer is kept then — one that
+// fires early only makes the loop plan again — instead of cancelling it and
+// starting another per signal (an action and two history events each;
+// docs/benchmarks.md). Only a due time earlier than the timer replaces it.
+func (j *journey) waitKeepingTimer(ctx workflow.Context, next action) {
+	if j.timer != nil && next.Kind != actWait && next.At.Before(j.timer.at) {
+		j.timer.cancel()
+		j.timer = nil
+	}
+	if next.Kind != actWait && j.timer == nil {
+		tctx, cancel := workflow.WithCancel(ctx)
+		j.timer = &pendingTimer{at: next.At, fired: workflow.NewTimer(tctx, j.realDelay(ctx, next.At)), cancel: cancel}
+	}
+	sel := workflow.NewSelector(ctx)
+	if j.timer != nil {
+		sel.AddFuture(j.timer.fired, func(workflow.Future) { j.timer = nil })
+	}
+	sel.AddReceive(j.signups, func(workflow.ReceiveChannel, bool) {})
+	sel.AddReceive(j.events, func(workflow.ReceiveChannel, bool) {})
+	sel.AddReceive(j.wake, func(workflow.ReceiveChannel, bool) {})
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	sel.Select(ctx)
+}
+
+// realDelay is the real time until a journey time, at least a millisecond.
+func (j *journey) realDelay(ctx workflow.Context, at time.Time) time.Duration {
+	d := at.Sub(j.now(ctx))
+	if j.s.TimeScale > 1 {
+		d = time.Duration(float64(d) / j.s.TimeScale)
+	}
+	return max(d, time.Millisecond)
 }
 
 // shouldContinueAsNew: at a stage boundary (the safe point for campaign
@@ -336,16 +432,14 @@ func (j *journey) decodeEvents(ctx workflow.Context, raw json.RawMessage) []Even
 	return valid
 }
 
-func (j *journey) crmCtx(ctx workflow.Context) workflow.Context {
-	// CRM writes retry until the database is back: a journey waits rather
-	// than losing a record. Bad input is non-retryable and surfaces at once.
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrBadInput},
-		},
-	})
+// crmRetry: CRM writes retry until the database is back — a journey waits
+// rather than losing a record. Bad input is non-retryable and surfaces at
+// once.
+func crmRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
+		NonRetryableErrorTypes: []string{activities.ErrBadInput},
+	}
 }
 
 func (j *journey) mailCtx(ctx workflow.Context) workflow.Context {
@@ -363,8 +457,28 @@ func (j *journey) mailCtx(ctx workflow.Context) workflow.Context {
 
 // crm runs a CRM activity; a failure after retries is noted, never fatal:
 // the journey goes on and the timeline says what is missing.
+//
+// From logicLean on, CRM writes (and the campaign load) are local
+// activities: milliseconds of database work, idempotent by key, run by the
+// worker inside the workflow task that asks for them, so they cost no
+// activity task round trip through the server and no extra workflow task —
+// a signal's events are recorded and applied in one workflow task. Emails
+// stay regular activities (slow SMTP servers, their own send lease).
+// Local activities get only a start-to-close timeout: the time-skipping
+// test environment measures a schedule-to-close deadline against the wall
+// clock.
 func (j *journey) crm(ctx workflow.Context, what string, fn any, arg any, out any) bool {
-	if err := workflow.ExecuteActivity(j.crmCtx(ctx), fn, arg).Get(ctx, out); err != nil {
+	var done workflow.Future
+	if j.s.Logic >= logicLean {
+		done = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second, RetryPolicy: crmRetry(),
+		}), fn, arg)
+	} else {
+		done = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second, RetryPolicy: crmRetry(),
+		}), fn, arg)
+	}
+	if err := done.Get(ctx, out); err != nil {
 		workflow.GetLogger(ctx).Error("CRM write failed", "what", what, "error", err)
 		j.s.note(j.now(ctx), "error", fmt.Sprintf("%s: %v", what, err))
 		return false
@@ -397,6 +511,10 @@ func (j *journey) handleSignup(ctx workflow.Context, in Signup) {
 		Company: in.Company, Role: in.Role, CompanySize: in.CompanySize, TimeZone: j.loc.String(),
 		LeadSource: in.LeadSource, OwnerEmail: in.OwnerEmail, CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
 	}
+	if j.s.Logic >= logicLean {
+		j.registerSignup(ctx, now, in, contact, first)
+		return
+	}
 	j.crm(ctx, "upsert contact", a.UpsertContact, contact, nil)
 	var fit activities.FitScore
 	if j.crm(ctx, "score lead", a.ScoreLead, activities.ScoreLeadInput{
@@ -419,6 +537,40 @@ func (j *journey) handleSignup(ctx workflow.Context, in Signup) {
 	}
 	j.transition(ctx, campaign.StageTrial, "trial signup")
 	j.checkThreshold(ctx)
+}
+
+// registerSignup is the rest of handleSignup from logicLean on: the contact,
+// its fit score and the stage change the signup makes are written by one
+// activity.
+func (j *journey) registerSignup(ctx workflow.Context, now time.Time, in Signup, contact activities.Contact, first bool) {
+	var to campaign.Stage
+	var reason string
+	var change *activities.TransitionInput
+	if first && j.s.Stage == campaign.StagePending {
+		to, reason = campaign.StageTrial, "trial signup"
+		if j.s.PurchasedWhilePending {
+			to, reason = campaign.StageOnboarding, "purchase arrived before the signup"
+		}
+		rec := j.transitionRecord(to, reason, now)
+		change = &rec
+	}
+	var fit activities.FitScore
+	if j.crm(ctx, "register signup", a.RegisterSignup, activities.RegisterSignupInput{Contact: contact, Transition: change}, &fit) {
+		j.s.Fit, j.s.FitReasons = fit.Points, fit.Reasons
+	}
+	if !first {
+		j.s.note(now, "signup", "repeated signup: profile updated, journey unchanged")
+		j.checkThreshold(ctx)
+		return
+	}
+	j.s.note(now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, "cold"), j.s.Fit))
+	if change == nil {
+		return // unsubscribed before signing up: stays where it is
+	}
+	j.changeStage(ctx, to, reason, now, nil)
+	if to == campaign.StageTrial {
+		j.checkThreshold(ctx)
+	}
 }
 
 // handleEvents records a batch in the CRM and applies the events the CRM
@@ -448,8 +600,12 @@ func (j *journey) handleEvents(ctx workflow.Context, events []Event) {
 		}
 		records = append(records, r)
 	}
+	// The key makes a retried call (a local activity re-run after its
+	// workflow task failed) get the same answer instead of "seen before".
+	j.eventBatches++
+	key := fmt.Sprintf("%s/events/%d", workflow.GetInfo(ctx).WorkflowExecution.RunID, j.eventBatches)
 	var res activities.RecordEventsResult
-	if !j.crm(ctx, "record events", a.RecordEvents, activities.RecordEventsInput{CustomerID: j.s.CustomerID, Events: records}, &res) {
+	if !j.crm(ctx, "record events", a.RecordEvents, activities.RecordEventsInput{CustomerID: j.s.CustomerID, Events: records, Key: key}, &res) {
 		// The CRM is the ledger beyond the in-memory window; without its
 		// answer, apply what this run has not seen (in-memory dedupe).
 		res.New = make([]string, len(records))
@@ -594,6 +750,28 @@ func (j *journey) checkThreshold(ctx workflow.Context) {
 // transition moves the journey to another stage and records why.
 func (j *journey) transition(ctx workflow.Context, to campaign.Stage, reason string) {
 	now := j.now(ctx)
+	rec := j.transitionRecord(to, reason, now)
+	j.changeStage(ctx, to, reason, now, func() {
+		// The CRM's erase records its own transition to erased.
+		if to != campaign.StageErased {
+			j.crm(ctx, "record transition", a.RecordTransition, rec, nil)
+		}
+	})
+}
+
+// transitionRecord is the CRM record of a stage change about to be made.
+func (j *journey) transitionRecord(to campaign.Stage, reason string, now time.Time) activities.TransitionInput {
+	return activities.TransitionInput{
+		Key:        fmt.Sprintf("%s/transition/%d", j.s.CustomerID, j.s.StageSeq+1),
+		CustomerID: j.s.CustomerID, From: j.s.Stage, To: to, Reason: reason, At: now,
+		CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
+	}
+}
+
+// changeStage changes the state to the new stage; record (nil when the
+// change is recorded already) writes it to the CRM before the search
+// attributes change.
+func (j *journey) changeStage(ctx workflow.Context, to campaign.Stage, reason string, now time.Time, record func()) {
 	from := j.s.Stage
 	j.s.Stage = to
 	j.s.StageSeq++
@@ -608,16 +786,18 @@ func (j *journey) transition(ctx workflow.Context, to campaign.Stage, reason str
 		j.s.ChurnAttempts = 0
 	}
 	j.s.note(now, "stage", fmt.Sprintf("%s → %s: %s", from, to, reason))
-	// The CRM's erase records its own transition to erased.
-	if to != campaign.StageErased {
-		j.crm(ctx, "record transition", a.RecordTransition, activities.TransitionInput{
-			Key:        fmt.Sprintf("%s/transition/%d", j.s.CustomerID, j.s.StageSeq),
-			CustomerID: j.s.CustomerID, From: from, To: to, Reason: reason, At: now,
-			CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
-		}, nil)
+	if record != nil {
+		record()
 	}
 	j.upsertAttributes(ctx)
+	// A stage boundary is where a journey moves to the newest campaign
+	// version, by continuing as new. The signup's stage change skips that
+	// when this run loaded the newest version moments ago.
 	j.boundary = true
+	if j.s.Logic >= logicLean && from == campaign.StagePending &&
+		!j.loadedLatestAt.IsZero() && workflow.Now(ctx).Sub(j.loadedLatestAt) < freshCampaign {
+		j.boundary = false
+	}
 }
 
 // perform carries out a due action.

@@ -16,6 +16,11 @@ const (
 // JourneyState is everything a journey carries across continue-as-new.
 // Every collection in it is bounded.
 type JourneyState struct {
+	// Logic is the revision of the journey's own logic this run follows
+	// (logicOriginal, logicLean...): fixed for a run, so its history replays
+	// the same way; every continue-as-new moves to the newest.
+	Logic int `json:"logic,omitempty"`
+
 	CustomerID      string  `json:"customer_id"`
 	Contact         Contact `json:"contact"`
 	HasSignup       bool    `json:"has_signup"`

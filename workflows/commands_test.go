@@ -1,0 +1,105 @@
+package workflows
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/simulate/driver"
+)
+
+// What a journey asks Temporal to do is what it costs (actions, history
+// events, server work): these tests pin the savings of logicLean.
+
+// commandLog records the activities and timers of a journey's runs.
+type commandLog struct {
+	mu                            sync.Mutex
+	activities                    []string // regular ones: a round trip through the server each
+	local                         []string // local activities: run inside a workflow task
+	timersStarted, timersCanceled int
+}
+
+func (l *commandLog) watch(env *driver.Env) {
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.activities = append(l.activities, info.ActivityType.Name)
+	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.local = append(l.local, info.ActivityType.Name)
+	})
+	env.SetOnTimerScheduledListener(func(string, time.Duration) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.timersStarted++
+	})
+	env.SetOnTimerCanceledListener(func(string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.timersCanceled++
+	})
+}
+
+func TestSignupIsOneRunWithOneActivityTheEmail(t *testing.T) {
+	var log commandLog
+	r := newJourneyRun(t, monday).signup(0, coldLead("one"))
+	r.onEnv = log.watch
+	r.run(r.input("one"), time.Hour)
+
+	assert.Equal(t, 1, r.runs, "the signup's stage change does not continue-as-new: the run loaded the newest campaign moments before")
+	assert.Equal(t, []string{"LoadCampaign", "RegisterSignup"}, log.local, "campaign and CRM: local activities")
+	assert.Equal(t, []string{"SendEmail"}, log.activities, "the welcome email: the only regular activity")
+	assert.Equal(t, []campaign.Stage{campaign.StageTrial}, r.fake.stages(), "the transition is recorded by RegisterSignup")
+	assert.Equal(t, 3, r.view.FitScore, "and the fit score comes back from it")
+	assert.Equal(t, []string{"welcome:welcome"}, r.fake.templatesSent())
+}
+
+func TestSignupLongAfterAnEarlyEventContinuesAsNewForTheNewestCampaign(t *testing.T) {
+	// The journey started with an event and waited a day for the signup:
+	// its campaign may be stale, so the signup's stage change is a boundary.
+	r := newJourneyRun(t, monday).event(0, "early", "pricing_viewed").signup(day, coldLead("late"))
+	r.run(r.input("late"), day+time.Hour)
+	assert.Equal(t, 2, r.runs)
+	assert.Equal(t, campaign.StageTrial, r.view.Stage)
+}
+
+func TestEngagementKeepsTheWaitTimer(t *testing.T) {
+	var log commandLog
+	r := newJourneyRun(t, monday).signup(0, coldLead("keep")).
+		event(2*time.Hour, "o1", "email_opened").
+		event(3*time.Hour, "o2", "email_opened").
+		event(4*time.Hour, "o3", "pricing_viewed")
+	r.onEnv = log.watch
+	r.run(r.input("keep"), 20*time.Hour)
+
+	assert.Equal(t, 0, log.timersCanceled, "no event brought the next step (tips, day 1) forward")
+	assert.Equal(t, 1, log.timersStarted, "one timer, for the tips email")
+	assert.Equal(t, []string{"LoadCampaign", "RegisterSignup", "RecordEvents", "RecordEvents", "RecordEvents"}, log.local)
+	assert.Equal(t, []string{"SendEmail"}, log.activities)
+	assert.Equal(t, 3+1+1+10, r.view.Score, "every event applied")
+}
+
+func TestDecayFollowsTheLastEngagementWhileTimersAreKept(t *testing.T) {
+	// Every engagement moves the decay tick later; a timer kept for an
+	// earlier due time must not make decay happen early.
+	r := newJourneyRun(t, monday).signup(0, coldLead("tick")).
+		event(4*day, "p1", "pricing_viewed").
+		event(6*day, "p2", "pricing_viewed")
+	r.run(r.input("tick"), 13*day+time.Hour)
+	assert.Equal(t, 3+20-5, r.view.Score, "one decay period (7 days after the last engagement), not two")
+	decays := 0
+	for _, e := range r.view.Timeline {
+		if e.Kind == "score" && e.Detail == "decay → 18" {
+			decays++
+		}
+	}
+	assert.Equal(t, 1, decays)
+}
