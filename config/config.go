@@ -128,8 +128,12 @@ type SMTP struct {
 	TLSMode  string `env:"SMTP_TLS_MODE" envDefault:"none"`
 	From     string `env:"SMTP_FROM" envDefault:"hello@lifecycle.example"`
 	FromName string `env:"SMTP_FROM_NAME" envDefault:"Lifecycle Demo"`
-	// Connections is how many SMTP connections a worker keeps open.
-	Connections int           `env:"SMTP_CONNECTIONS" envDefault:"4"`
+	// Connections is how many SMTP connections a worker keeps open and
+	// sends on in parallel. 8 keeps a local Mailpit busy (a broadcast of
+	// 10,000 reached ~780/s with 8 against ~510-650/s with 4,
+	// docs/benchmarks.md); providers limit concurrent connections, so lower
+	// it to what yours allows.
+	Connections int           `env:"SMTP_CONNECTIONS" envDefault:"8"`
 	Timeout     time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
 }
 
