@@ -34,6 +34,7 @@ type CostReport struct {
 	LargestRunBytes  int                `json:"largest_run_bytes"`
 	SignalsSent      int                `json:"signals_sent"`
 	HarnessQueries   int                `json:"harness_queries"`
+	VersionUpserts   float64            `json:"version_upserts"` // TemporalChangeVersion only: not billed
 	FinalStage       string             `json:"final_stage"`
 	Emails           map[string]int     `json:"emails"` // template → sent (all journeys)
 	Load             string             `json:"load"`
@@ -167,12 +168,22 @@ func (h *Harness) cost(ctx context.Context) error {
 						rep.Actions["activity retries (extra attempts)"] += float64(a - 1)
 					}
 				case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+					// Temporal Cloud exempts the TemporalChangeVersion
+					// upsert of workflow.GetVersion (docs.temporal.io/cloud/actions).
+					fields := e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+					if _, ok := fields["TemporalChangeVersion"]; ok && len(fields) == 1 {
+						rep.VersionUpserts++
+						continue
+					}
 					rep.Actions["search-attribute upserts"]++
 				case enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
 					rep.Actions["memo upserts"]++
 				case enumspb.EVENT_TYPE_MARKER_RECORDED:
+					// One per local activity: an upper bound, as Temporal
+					// Cloud may bill the local activities of one workflow
+					// task as one action.
 					if e.GetMarkerRecordedEventAttributes().GetMarkerName() == "LocalActivity" {
-						rep.Actions["local activities"]++
+						rep.Actions["local activities (one action each: an upper bound)"]++
 					}
 				}
 			}
@@ -204,6 +215,7 @@ func (h *Harness) cost(ctx context.Context) error {
 		rep.ActivityTypes[k] /= j
 	}
 	rep.Runs /= j
+	rep.VersionUpserts /= j
 	rep.HistoryBytes /= j
 	rep.HistoryEvents /= j
 	for _, v := range rep.Actions {

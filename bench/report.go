@@ -93,7 +93,8 @@ func render(r *Results) string {
 			w("| %s | %.1f |\n", k, c.Actions[k])
 		}
 		w("| **total over %.0f journey days** | **%.0f** |\n| **per customer-year** (× 365 / %.0f) | **%.0f** (target < 150) |\n", c.JourneyDays, c.TotalActions, c.JourneyDays, c.ActionsPerYear)
-		w("| queries (not in histories; the harness issued %d for the whole cost phase, a UI user would add theirs) | – |\n\n", c.HarnessQueries)
+		w("| queries (not in histories; the harness issued %d for the whole cost phase, a UI user would add theirs) | – |\n", c.HarnessQueries)
+		w("| not counted: upserts of `TemporalChangeVersion` alone (workflow.GetVersion; exempt in Temporal Cloud) | %.1f |\n\n", c.VersionUpserts)
 		w("History: %.1f runs, %.0f events, %.1f KiB per journey (%.1f KiB per customer-year); **largest single run: %d events, %.1f KiB** (target ≤ 2,000 events).\n\n",
 			c.Runs, c.HistoryEvents, c.HistoryBytes/1024, c.BytesPerYear/1024, c.LargestRunEvents, float64(c.LargestRunBytes)/1024)
 		w("<details><summary>history event types per journey</summary>\n\n| event type | count |\n|---|---:|\n")
