@@ -81,7 +81,7 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(b, ", %d FAILED to render", m.Failed)
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(b, "runs       %d (the journey continues as new at every stage boundary)\n", r.Runs)
+	fmt.Fprintf(b, "runs       %d (the journey continues as new at stage boundaries, see docs/journey.md)\n", r.Runs)
 	if len(r.NotDelivered) > 0 {
 		parts := make([]string, len(r.NotDelivered))
 		for i, e := range r.NotDelivered {
