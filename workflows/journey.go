@@ -44,12 +44,14 @@ var (
 // from the state carried across continue-as-new, which always moves to the
 // newest. Histories of older revisions replay unchanged (replay_test.go).
 const (
-	// logicOriginal: the signup's CRM work in three activities; every
-	// stage change continues-as-new; the wait timer is started afresh on
-	// every wake-up.
+	// logicOriginal: the campaign load and CRM writes as regular
+	// activities, the signup's CRM work in three of them; every stage
+	// change continues-as-new; the wait timer is started afresh on every
+	// wake-up.
 	logicOriginal = 0
-	// logicLean: the signup's CRM work in one activity (RegisterSignup);
-	// the signup's own stage change does not continue-as-new when the run
+	// logicLean: the campaign load and CRM writes as local activities (see
+	// crm), the signup's CRM work in one (RegisterSignup); the signup's own
+	// stage change does not continue-as-new when the run
 	// loaded the newest campaign moments before; the wait timer is kept
 	// across wake-ups that do not bring the next due time forward. Fewer
 	// workflow tasks per signup and per event, fewer actions per year
