@@ -190,7 +190,7 @@ func (a *app) printDemoIntro(tag string, day time.Duration, customers []demoCust
 	}
 	fmt.Println()
 	fmt.Println("Where to look:")
-	fmt.Printf("  Temporal UI  %s\n               (try the filter JourneyStage = \"at_risk\" AND LeadScore > 40; open a journey for its stage, score and next step)\n", temporalUI(a.cfg.Temporal.Namespace, tag))
+	fmt.Printf("  Temporal UI  %s\n               (try the filter JourneyStage = \"at_risk\" AND LeadScore >= 40; open a journey for its stage, score and next step)\n", temporalUI(a.cfg.Temporal.Namespace, tag))
 	fmt.Printf("  Mailpit      %s  (every email the journeys sent)\n", mailpitUI())
 	fmt.Printf("  CLI          bin/starter status demo-%s-ada\n\n", tag)
 }

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/simulate/driver"
@@ -102,4 +104,37 @@ func TestDecayFollowsTheLastEngagementWhileTimersAreKept(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, decays)
+}
+
+func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
+	// Fit 3 (engineer) + opens of 1 point: 4 → the attribute stays 0,
+	// 5 → 5, 6 and 7 → still 5, a pricing view (17) → 15.
+	var mu sync.Mutex
+	var upserted []int64
+	r := newJourneyRun(t, monday).signup(0, coldLead("band"))
+	for i, id := range []string{"o1", "o2", "o3", "o4"} {
+		r.event(time.Duration(i+2)*time.Hour, id, "email_opened")
+	}
+	r.event(7*time.Hour, "p1", "pricing_viewed")
+	r.onEnv = func(env *driver.Env) {
+		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+			if v, ok := args.Get(0).(temporal.SearchAttributes).GetInt64(AttrScore); ok {
+				mu.Lock()
+				defer mu.Unlock()
+				upserted = append(upserted, v)
+			}
+		}).Return(nil)
+	}
+	r.run(r.input("band"), 20*time.Hour)
+
+	assert.Equal(t, 3+4+10, r.view.Score, "the exact score is in the state query")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []int64{0, 5, 15}, upserted, "LeadScore is upserted only when the score crosses a step")
+}
+
+func TestVisibleScoreRoundsDownToAStep(t *testing.T) {
+	for score, want := range map[int]int64{0: 0, 4: 0, 5: 5, 43: 40, 60: 60, -1: -5, -5: -5} {
+		assert.Equal(t, want, VisibleScore(score), "score %d", score)
+	}
 }

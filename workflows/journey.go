@@ -56,8 +56,14 @@ const (
 	// across wake-ups that do not bring the next due time forward. Fewer
 	// workflow tasks per signup and per event, fewer actions per year
 	// (docs/benchmarks.md).
-	logicLean   = 1
-	logicLatest = logicLean
+	logicLean = 1
+	// logicBanded: the LeadScore search attribute moves in steps of
+	// scoreStep (the score rounded down to one) instead of with every
+	// point: an upsert is a visibility write on the server and an action
+	// in Temporal Cloud, and most events move the score by 1–3 points.
+	// The exact score stays in the current details and the state query.
+	logicBanded = 2
+	logicLatest = logicBanded
 
 	// LogicRevision is the revision new runs follow (tools record replay
 	// histories per revision).
@@ -1008,6 +1014,19 @@ func (j *journey) publish(ctx workflow.Context, now time.Time) {
 		j.c.Scoring.Threshold, next, when, j.s.CampaignID, j.s.CampaignVersion))
 }
 
+// ScoreStep is the step of the LeadScore search attribute (logicBanded).
+// Five points: an email click is 3, a pricing view 10 (the demo campaign),
+// so engagement that matters moves it at once and opens mostly do not.
+const ScoreStep = 5
+
+// VisibleScore is the LeadScore search attribute's value for a score: the
+// score rounded down to a multiple of ScoreStep (a score of 43 shows as 40,
+// so `LeadScore >= 40` finds it; filter on multiples of ScoreStep).
+func VisibleScore(score int) int64 {
+	// Rounded toward minus infinity, also for a negative score.
+	return int64(score - ((score%ScoreStep)+ScoreStep)%ScoreStep)
+}
+
 // upsertAttributes writes the search attributes that changed, in one
 // upsert.
 func (j *journey) upsertAttributes(ctx workflow.Context) {
@@ -1016,8 +1035,12 @@ func (j *journey) upsertAttributes(ctx workflow.Context) {
 	if v, ok := current.GetKeyword(AttrStage); !ok || v != string(j.s.Stage) {
 		updates = append(updates, AttrStage.ValueSet(string(j.s.Stage)))
 	}
-	if v, ok := current.GetInt64(AttrScore); !ok || v != int64(j.s.score()) {
-		updates = append(updates, AttrScore.ValueSet(int64(j.s.score())))
+	score := int64(j.s.score())
+	if j.s.Logic >= logicBanded {
+		score = VisibleScore(j.s.score())
+	}
+	if v, ok := current.GetInt64(AttrScore); !ok || v != score {
+		updates = append(updates, AttrScore.ValueSet(score))
 	}
 	if v, ok := current.GetKeyword(AttrCustomerID); !ok || v != j.s.CustomerID {
 		updates = append(updates, AttrCustomerID.ValueSet(j.s.CustomerID))
