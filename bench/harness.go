@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
@@ -62,6 +63,7 @@ type Config struct {
 	Idle                      int
 	SMTPRaw, NoopWF, PGInsert int
 	SMTPConnections           int
+	WorkflowPollers           int // WORKER_WORKFLOW_POLLERS of every worker (0: the product's default)
 	KeepDatabases             bool
 	Command                   string // how this run was invoked (for the report)
 }
@@ -165,8 +167,22 @@ func (h *Harness) workerConfig(taskQueue, db, smtpAddr string) (config.Config, m
 		"METRICS_ADDR":     "", "LOG_LEVEL": "warn",
 		"API_SECRET": "bench-api-secret-" + h.id, "UNSUBSCRIBE_SECRET": "bench-unsub-secret-" + h.id,
 	}
+	if h.cfg.WorkflowPollers > 0 {
+		env["WORKER_WORKFLOW_POLLERS"] = strconv.Itoa(h.cfg.WorkflowPollers)
+	}
 	cfg, err := config.LoadFrom(env)
 	return cfg, env, err
+}
+
+// workerOptions are the options of the harness's own workers (the limits'
+// no-op and signal-sink workflows): the product worker's poller count, so
+// a limit and the figure compared with it poll alike.
+func (h *Harness) workerOptions() worker.Options {
+	cfg, _, err := h.workerConfig("limits", "postgres://limits", "127.0.0.1:25")
+	if err != nil {
+		return worker.Options{}
+	}
+	return worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Temporal.WorkflowTaskPollers}
 }
 
 // startWorker builds and starts an in-process worker exactly as the worker

@@ -188,6 +188,11 @@ type measure struct {
 func begin() measure { return measure{t0: time.Now(), load: load1(), cpu: snapCPU()} }
 
 // end fills Elapsed and Load of f.
+// cpuNow is the CPU line of the measurement so far: for figures whose
+// verification (a Mailpit search, say) comes after the measured part and
+// must not be billed to it.
+func (m measure) cpuNow() string { return cpuSince(m.cpu, time.Since(m.t0)) }
+
 func (m measure) end(f *Figure) *Figure {
 	if f.Elapsed == 0 {
 		f.Elapsed = time.Since(m.t0)

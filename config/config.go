@@ -81,6 +81,10 @@ type Temporal struct {
 	// between steps, so a small cache costs a rare replay and bounds the
 	// worker's memory however many journeys wait (~80 KiB each).
 	WorkflowCacheSize int `env:"WORKER_CACHE_SIZE" envDefault:"2000"`
+	// WorkflowTaskPollers is how many long polls for workflow tasks a
+	// worker keeps open (split between its sticky queue and the shared
+	// one; the SDK's default is 2, and the SDK needs at least 2).
+	WorkflowTaskPollers int `env:"WORKER_WORKFLOW_POLLERS" envDefault:"2"`
 }
 
 // GRPCCompressions lists the accepted TEMPORAL_GRPC_COMPRESSION values.
@@ -182,6 +186,9 @@ func (c Config) Validate() error {
 	}
 	if c.Temporal.WorkflowCacheSize < 1 {
 		bad("WORKER_CACHE_SIZE", strconv.Itoa(c.Temporal.WorkflowCacheSize), "must be at least 1")
+	}
+	if c.Temporal.WorkflowTaskPollers < 2 {
+		bad("WORKER_WORKFLOW_POLLERS", strconv.Itoa(c.Temporal.WorkflowTaskPollers), "must be at least 2 (one for the worker's sticky queue, one for the shared one)")
 	}
 	if u, err := url.Parse(c.DatabaseURL.Value()); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		// The value may hold a password: name the variable, not the value.

@@ -45,6 +45,7 @@ func TestErrorsNameTheVariableAndValue(t *testing.T) {
 		"PUBLIC_BASE_URL":           {"ftp://x", `PUBLIC_BASE_URL="ftp://x"`},
 		"TEMPORAL_GRPC_COMPRESSION": {"zstd", `TEMPORAL_GRPC_COMPRESSION="zstd"`},
 		"WORKER_CACHE_SIZE":         {"0", `WORKER_CACHE_SIZE="0"`},
+		"WORKER_WORKFLOW_POLLERS":   {"1", `WORKER_WORKFLOW_POLLERS="1"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

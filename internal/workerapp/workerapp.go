@@ -70,7 +70,8 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	worker.SetStickyWorkflowCacheSize(cfg.Temporal.WorkflowCacheSize)
 	w := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{
 		// In-flight activities get this long to finish on shutdown.
-		WorkerStopTimeout: 30 * time.Second,
+		WorkerStopTimeout:                30 * time.Second,
+		MaxConcurrentWorkflowTaskPollers: cfg.Temporal.WorkflowTaskPollers,
 	})
 	w.RegisterWorkflowWithOptions(workflows.CustomerJourney, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterActivity(&activities.Activities{

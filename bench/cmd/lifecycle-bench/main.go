@@ -46,6 +46,7 @@ func main() {
 	flag.IntVar(&cfg.NoopWF, "noop", 300, "no-op workflows of the Temporal limit (and 2× signal-with-starts)")
 	flag.IntVar(&cfg.PGInsert, "pg-inserts", 10000, "rows of the pgx insert limit")
 	flag.IntVar(&cfg.SMTPConnections, "smtp-connections", 8, "SMTP_CONNECTIONS of the workers and the raw SMTP limit")
+	flag.IntVar(&cfg.WorkflowPollers, "workflow-pollers", 0, "WORKER_WORKFLOW_POLLERS of every worker the run starts (0: the product's default)")
 	flag.BoolVar(&cfg.KeepDatabases, "keep-dbs", false, "keep the CRM databases the run created")
 	flag.Parse()
 	cfg.Phases = map[string]bool{}
