@@ -138,3 +138,49 @@ func TestVisibleScoreRoundsDownToAStep(t *testing.T) {
 		assert.Equal(t, want, VisibleScore(score), "score %d", score)
 	}
 }
+
+func TestSignupTaskUpsertsSearchAttributesOnce(t *testing.T) {
+	// Campaign loaded, contact registered, stage trial: the first workflow
+	// task changes the attributes three times and writes them once.
+	var mu sync.Mutex
+	var upserts []temporal.SearchAttributes
+	r := newJourneyRun(t, monday).signup(0, coldLead("once"))
+	r.onEnv = func(env *driver.Env) {
+		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+			mu.Lock()
+			defer mu.Unlock()
+			upserts = append(upserts, args.Get(0).(temporal.SearchAttributes))
+		}).Return(nil)
+	}
+	r.run(r.input("once"), time.Hour)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if assert.Len(t, upserts, 1) {
+		stage, _ := upserts[0].GetKeyword(AttrStage)
+		customer, _ := upserts[0].GetKeyword(AttrCustomerID)
+		assert.Equal(t, string(campaign.StageTrial), stage)
+		assert.Equal(t, "once", customer)
+	}
+}
+
+func TestUnsubscribeWritesTheFinalStageBeforeTheJourneyEnds(t *testing.T) {
+	var mu sync.Mutex
+	var stages []string
+	r := newJourneyRun(t, monday).signup(0, coldLead("bye")).event(time.Hour, "u1", "unsubscribe")
+	r.onEnv = func(env *driver.Env) {
+		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+			if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(AttrStage); ok {
+				mu.Lock()
+				defer mu.Unlock()
+				stages = append(stages, v)
+			}
+		}).Return(nil)
+	}
+	r.run(r.input("bye"), 2*time.Hour)
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{string(campaign.StageTrial), string(campaign.StageUnsubscribed)}, stages,
+		"the UI lists an ended journey under the stage it ended in")
+}

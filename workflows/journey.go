@@ -58,8 +58,9 @@ const (
 	// (docs/benchmarks.md).
 	logicLean = 1
 	// logicBanded: the LeadScore search attribute moves in steps of
-	// scoreStep (the score rounded down to one) instead of with every
-	// point: an upsert is a visibility write on the server and an action
+	// ScoreStep (the score rounded down to one) instead of with every
+	// point, and a workflow task's search-attribute changes go out in one
+	// upsert: an upsert is a visibility write on the server and an action
 	// in Temporal Cloud, and most events move the score by 1–3 points.
 	// The exact score stays in the current details and the state query.
 	logicBanded = 2
@@ -128,6 +129,10 @@ func CustomerJourney(ctx workflow.Context, in JourneyInput) (JourneyResult, erro
 		if j.takeSignals(ctx) {
 			continue
 		}
+		// Everything this workflow task changed is applied: one upsert
+		// (logicBanded), before the journey ends, continues, waits or
+		// performs its next step.
+		j.flushAttributes(ctx)
 		if j.done != nil || j.shouldContinueAsNew(ctx) {
 			// Let update handlers return their answers first; they are
 			// only waiting for events this loop has already applied.
@@ -1028,8 +1033,25 @@ func VisibleScore(score int) int64 {
 }
 
 // upsertAttributes writes the search attributes that changed, in one
-// upsert.
+// upsert, where the journey changed them — up to logicLean. From
+// logicBanded on the loop gathers a workflow task's changes into one upsert
+// (flushAttributes): every upsert is a history event and a visibility
+// write, and a signup changed them three times in its first task.
 func (j *journey) upsertAttributes(ctx workflow.Context) {
+	if j.s.Logic < logicBanded {
+		j.writeAttributes(ctx)
+	}
+}
+
+// flushAttributes is upsertAttributes' one call per loop turn from
+// logicBanded on.
+func (j *journey) flushAttributes(ctx workflow.Context) {
+	if j.s.Logic >= logicBanded {
+		j.writeAttributes(ctx)
+	}
+}
+
+func (j *journey) writeAttributes(ctx workflow.Context) {
 	current := workflow.GetTypedSearchAttributes(ctx)
 	var updates []temporal.SearchAttributeUpdate
 	if v, ok := current.GetKeyword(AttrStage); !ok || v != string(j.s.Stage) {
