@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/simulate/driver"
 )
@@ -183,4 +184,40 @@ func TestUnsubscribeWritesTheFinalStageBeforeTheJourneyEnds(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, []string{string(campaign.StageTrial), string(campaign.StageUnsubscribed)}, stages,
 		"the UI lists an ended journey under the stage it ended in")
+}
+
+func TestStageIsVisibleBeforeTheHandoffEmailGoesOut(t *testing.T) {
+	// The owner's email may be slow (SMTP retries): the UI must already
+	// list the journey under sales while it is being sent.
+	var mu sync.Mutex
+	var order []string
+	r := newJourneyRun(t, monday).signup(0, hotLead("h2")).event(day, "e1", "pricing_viewed")
+	r.onEnv = func(env *driver.Env) {
+		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+			if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(AttrStage); ok {
+				mu.Lock()
+				defer mu.Unlock()
+				// A new run after continue-as-new writes its attributes
+				// again in the test environment (the server carries them
+				// over): count a stage once.
+				if len(order) == 0 || order[len(order)-1] != "stage "+v {
+					order = append(order, "stage "+v)
+				}
+			}
+		}).Return(nil)
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+			var in activities.SendEmailInput
+			if info.ActivityType.Name != "SendEmail" || args.Get(&in) != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, "email "+in.Template)
+		})
+	}
+	r.run(r.input("h2"), day+time.Hour)
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"stage trial", "email welcome", "email tips", "stage sales", "email handoff"}, order)
 }

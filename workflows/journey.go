@@ -1036,7 +1036,9 @@ func VisibleScore(score int) int64 {
 // upsert, where the journey changed them — up to logicLean. From
 // logicBanded on the loop gathers a workflow task's changes into one upsert
 // (flushAttributes): every upsert is a history event and a visibility
-// write, and a signup changed them three times in its first task.
+// write, and a signup changed them three times in its first task. A CRM
+// write (a local activity) does not flush: while the CRM is down, the
+// attributes follow once the write is through.
 func (j *journey) upsertAttributes(ctx workflow.Context) {
 	if j.s.Logic < logicBanded {
 		j.writeAttributes(ctx)
@@ -1044,7 +1046,9 @@ func (j *journey) upsertAttributes(ctx workflow.Context) {
 }
 
 // flushAttributes is upsertAttributes' one call per loop turn from
-// logicBanded on.
+// logicBanded on. It runs before perform, so a stage change is visible
+// before the stage's entry emails go out (an email may take long: SMTP
+// retries).
 func (j *journey) flushAttributes(ctx workflow.Context) {
 	if j.s.Logic >= logicBanded {
 		j.writeAttributes(ctx)
