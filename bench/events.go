@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +26,26 @@ const (
 	limitSWS          = "signal-with-start"
 	limitSWSProcessed = "signal-with-start-processed"
 )
+
+// startProfile starts a CPU profile of the harness process into file; stop
+// may be called more than once.
+func startProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
+	}, nil
+}
 
 // vsAccepted is an events rate as a fraction of the raw signal-with-start
 // calls answered per second (the stricter limit is the processed rate).
@@ -175,6 +198,12 @@ func (h *Harness) openLoopEvents(ctx context.Context, ms *mainStack, customers, 
 	n := len(ids) * per
 	last := make([]time.Time, len(ids))
 	var mu sync.Mutex
+	prof := filepath.Join(h.cfg.ProfileDir, "events-open-loop.cpu.pprof")
+	stopProfile, err := startProfile(prof)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	m := begin()
 	_, err = parallel(n, 16, func(k int) error {
 		i := k % len(ids)
@@ -193,6 +222,7 @@ func (h *Harness) openLoopEvents(ctx context.Context, ms *mainStack, customers, 
 	if err := h.waitApplied(ctx, ms, "ol-"+h.id+"-", n); err != nil {
 		return err
 	}
+	stopProfile()
 	f := m.end(&Figure{Phase: "events", Name: "events, one per API call, 16 in flight, until every one is applied (open loop)",
 		Unit: "events/s", N: n, Limit: limitSWSProcessed,
 		Repro: fmt.Sprintf("lifecycle-bench -phases signups,events -event-batch-customers %d -events-per-customer %d", customers, per)})
@@ -205,8 +235,8 @@ func (h *Harness) openLoopEvents(ctx context.Context, ms *mainStack, customers, 
 	if err != nil {
 		return err
 	}
-	f.Note = fmt.Sprintf("%d journeys × %d email_opened, round robin; API accepted all in %s (%.0f events/s); applied = every event in the CRM event log, which the journey writes in the workflow task that applies it; then every score checked with the state query; latency = the journey's last event sent → score seen (%d queries in rounds, so an upper bound)",
-		len(ids), per, accepted.Round(time.Millisecond), float64(n)/accepted.Seconds(), queries)
+	f.Note = fmt.Sprintf("%d journeys × %d email_opened, round robin; API accepted all in %s (%.0f events/s); applied = every event in the CRM event log, which the journey writes in the workflow task that applies it; then every score checked with the state query; latency = the journey's last event sent → score seen (%d queries in rounds, so an upper bound); CPU profile of the harness %s",
+		len(ids), per, accepted.Round(time.Millisecond), float64(n)/accepted.Seconds(), queries, prof)
 	f.Note += h.vsAccepted(f.Value)
 	latencies(f, lat)
 	h.results.add(f)
