@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,26 +24,6 @@ const (
 	limitSWS          = "signal-with-start"
 	limitSWSProcessed = "signal-with-start-processed"
 )
-
-// startProfile starts a CPU profile of the harness process into file; stop
-// may be called more than once.
-func startProfile(file string) (stop func(), err error) {
-	f, err := os.Create(file)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			pprof.StopCPUProfile()
-			_ = f.Close()
-		})
-	}, nil
-}
 
 // vsAccepted is an events rate as a fraction of the raw signal-with-start
 // calls answered per second (the stricter limit is the processed rate).

@@ -178,6 +178,8 @@ func (h *Harness) workerConfig(taskQueue, db, smtpAddr string) (config.Config, m
 // no-op and signal-sink workflows): the product worker's poller count, so
 // a limit and the figure compared with it poll alike.
 func (h *Harness) workerOptions() worker.Options {
+	// The database and SMTP values only satisfy validation: the count
+	// comes from the same config the product worker loads.
 	cfg, _, err := h.workerConfig("limits", "postgres://limits", "127.0.0.1:25")
 	if err != nil {
 		return worker.Options{}

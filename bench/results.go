@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -187,12 +189,12 @@ type measure struct {
 
 func begin() measure { return measure{t0: time.Now(), load: load1(), cpu: snapCPU()} }
 
-// end fills Elapsed and Load of f.
 // cpuNow is the CPU line of the measurement so far: for figures whose
 // verification (a Mailpit search, say) comes after the measured part and
 // must not be billed to it.
 func (m measure) cpuNow() string { return cpuSince(m.cpu, time.Since(m.t0)) }
 
+// end fills Elapsed, Load and CPU of f (those not set already).
 func (m measure) end(f *Figure) *Figure {
 	if f.Elapsed == 0 {
 		f.Elapsed = time.Since(m.t0)
@@ -317,4 +319,24 @@ func cpuSince(s0 cpuSnap, wall time.Duration) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f s (%.0f%% of a core)", label, d, 100*d/wall.Seconds()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// startProfile starts a CPU profile of the harness process into file; stop
+// may be called more than once.
+func startProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
+	}, nil
 }

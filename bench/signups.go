@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -95,20 +94,9 @@ func (h *Harness) signups(ctx context.Context) error {
 	h.signupPrefix = prefix
 
 	prof := filepath.Join(h.cfg.ProfileDir, "signups.cpu.pprof")
-	pf, err := os.Create(prof)
+	stopProfile, err := startProfile(prof)
 	if err != nil {
 		return err
-	}
-	if err := pprof.StartCPUProfile(pf); err != nil {
-		return err
-	}
-	profiling := true
-	stopProfile := func() {
-		if profiling {
-			pprof.StopCPUProfile()
-			_ = pf.Close()
-			profiling = false
-		}
 	}
 	defer stopProfile()
 

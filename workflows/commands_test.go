@@ -107,6 +107,16 @@ func TestDecayFollowsTheLastEngagementWhileTimersAreKept(t *testing.T) {
 	assert.Equal(t, 1, decays)
 }
 
+// onUpsert hands every search-attribute upsert of a run to record, under
+// mu (the test reads what it recorded under mu too).
+func onUpsert(env *driver.Env, mu *sync.Mutex, record func(temporal.SearchAttributes)) {
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		mu.Lock()
+		defer mu.Unlock()
+		record(args.Get(0).(temporal.SearchAttributes))
+	}).Return(nil)
+}
+
 func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
 	// Fit 3 (engineer) + opens of 1 point: 4 → the attribute stays 0,
 	// 5 → 5, 6 and 7 → still 5, a pricing view (17) → 15.
@@ -118,13 +128,11 @@ func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
 	}
 	r.event(7*time.Hour, "p1", "pricing_viewed")
 	r.onEnv = func(env *driver.Env) {
-		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-			if v, ok := args.Get(0).(temporal.SearchAttributes).GetInt64(AttrScore); ok {
-				mu.Lock()
-				defer mu.Unlock()
+		onUpsert(env, &mu, func(sa temporal.SearchAttributes) {
+			if v, ok := sa.GetInt64(AttrScore); ok {
 				upserted = append(upserted, v)
 			}
-		}).Return(nil)
+		})
 	}
 	r.run(r.input("band"), 20*time.Hour)
 
@@ -147,11 +155,7 @@ func TestSignupTaskUpsertsSearchAttributesOnce(t *testing.T) {
 	var upserts []temporal.SearchAttributes
 	r := newJourneyRun(t, monday).signup(0, coldLead("once"))
 	r.onEnv = func(env *driver.Env) {
-		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-			mu.Lock()
-			defer mu.Unlock()
-			upserts = append(upserts, args.Get(0).(temporal.SearchAttributes))
-		}).Return(nil)
+		onUpsert(env, &mu, func(sa temporal.SearchAttributes) { upserts = append(upserts, sa) })
 	}
 	r.run(r.input("once"), time.Hour)
 
@@ -170,13 +174,11 @@ func TestUnsubscribeWritesTheFinalStageBeforeTheJourneyEnds(t *testing.T) {
 	var stages []string
 	r := newJourneyRun(t, monday).signup(0, coldLead("bye")).event(time.Hour, "u1", "unsubscribe")
 	r.onEnv = func(env *driver.Env) {
-		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-			if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(AttrStage); ok {
-				mu.Lock()
-				defer mu.Unlock()
+		onUpsert(env, &mu, func(sa temporal.SearchAttributes) {
+			if v, ok := sa.GetKeyword(AttrStage); ok {
 				stages = append(stages, v)
 			}
-		}).Return(nil)
+		})
 	}
 	r.run(r.input("bye"), 2*time.Hour)
 
@@ -193,10 +195,8 @@ func TestStageIsVisibleBeforeTheHandoffEmailGoesOut(t *testing.T) {
 	var order []string
 	r := newJourneyRun(t, monday).signup(0, hotLead("h2")).event(day, "e1", "pricing_viewed")
 	r.onEnv = func(env *driver.Env) {
-		env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-			if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(AttrStage); ok {
-				mu.Lock()
-				defer mu.Unlock()
+		onUpsert(env, &mu, func(sa temporal.SearchAttributes) {
+			if v, ok := sa.GetKeyword(AttrStage); ok {
 				// A new run after continue-as-new writes its attributes
 				// again in the test environment (the server carries them
 				// over): count a stage once.
@@ -204,7 +204,7 @@ func TestStageIsVisibleBeforeTheHandoffEmailGoesOut(t *testing.T) {
 					order = append(order, "stage "+v)
 				}
 			}
-		}).Return(nil)
+		})
 		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 			var in activities.SendEmailInput
 			if info.ActivityType.Name != "SendEmail" || args.Get(&in) != nil {
