@@ -43,12 +43,16 @@ func badInput(op string, err error) error {
 }
 
 // crmError turns a CRM error into a non-retryable one when retrying cannot
-// help (invalid input, erased customer), and a retryable one otherwise.
+// help (invalid input, erased customer, no contact: a journey writes its
+// customer's contact itself, at the signup, so a missing one will not
+// appear by waiting — a journey still pending that gets an unsubscribe
+// has none), and a retryable one otherwise.
 func crmError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, crm.ErrInvalid) || errors.Is(err, crm.ErrKeyConflict) || errors.Is(err, crm.ErrErased) {
+	if errors.Is(err, crm.ErrInvalid) || errors.Is(err, crm.ErrKeyConflict) || errors.Is(err, crm.ErrErased) ||
+		errors.Is(err, crm.ErrNotFound) {
 		return badInput(op, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -382,6 +382,12 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	badStage.Key, badStage.To = id+"/transition/2", "limbo"
 	requireAppError(t, run(f.acts.RecordTransition, badStage), activities.ErrBadInput)
 	requireAppError(t, run(f.acts.Suppress, activities.SuppressInput{CustomerID: id, Email: addr, Reason: "bored"}), activities.ErrBadInput)
+
+	// No contact (a journey still pending, without a signup): waiting
+	// will not create one, so the journey is told at once.
+	nobody := tr
+	nobody.Key, nobody.CustomerID = "nobody/transition/1", "nobody-"+id
+	requireAppError(t, run(f.acts.RecordTransition, nobody), activities.ErrBadInput)
 }
 
 // RegisterSignup does the three CRM writes of a signup in one activity; a
