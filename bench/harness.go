@@ -184,7 +184,7 @@ func (h *Harness) workerOptions() worker.Options {
 	if err != nil {
 		return worker.Options{}
 	}
-	return worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Temporal.WorkflowTaskPollers}
+	return workerapp.WorkerOptions(cfg.Temporal)
 }
 
 // startWorker builds and starts an in-process worker exactly as the worker

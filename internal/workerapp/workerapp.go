@@ -68,11 +68,7 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	}
 	// Process-wide, and only read when the first worker starts.
 	worker.SetStickyWorkflowCacheSize(cfg.Temporal.WorkflowCacheSize)
-	w := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{
-		// In-flight activities get this long to finish on shutdown.
-		WorkerStopTimeout:                30 * time.Second,
-		MaxConcurrentWorkflowTaskPollers: cfg.Temporal.WorkflowTaskPollers,
-	})
+	w := worker.New(c, cfg.Temporal.TaskQueue, WorkerOptions(cfg.Temporal))
 	w.RegisterWorkflowWithOptions(workflows.CustomerJourney, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterActivity(&activities.Activities{
 		CRM: store, Mail: sender, Campaigns: campaigns,
@@ -87,6 +83,31 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	}, activity.RegisterOptions{Name: broadcast.ActivityPrefix})
 	logger.Info("worker assembled", "task_queue", cfg.Temporal.TaskQueue, "campaigns", campaigns.IDs())
 	return &App{Worker: w, CRM: store, Mail: sender, Campaigns: campaigns}, nil
+}
+
+// StickyScheduleToStartTimeout is how long a workflow task waits on the
+// sticky queue of the worker that has the journey cached before the server
+// moves it to the shared queue. The SDK's 5 s is too short under a burst of
+// events on a busy server: tasks time out of the sticky queue while the
+// worker's last sticky poll still reported a backlog, so the SDK keeps
+// every poller on the now-empty sticky queue for a whole long poll (about
+// a minute) and the moved tasks wait that long on the shared queue
+// (sdk-java#1858, temporal#4562). Measured: a 3,000-event burst applied in
+// 7.5 s, or in 71 s when this happened (docs/benchmarks.md). A worker that
+// dies without shutting down delays the tasks already on its sticky queue
+// by up to this long; tasks scheduled later go to the shared queue once its
+// sticky queue has had no poller for 10 s (server side).
+const StickyScheduleToStartTimeout = 20 * time.Second
+
+// WorkerOptions are the Temporal worker options of the product's worker
+// (the benchmark's own workers use them too, so its limits compare).
+func WorkerOptions(cfg config.Temporal) worker.Options {
+	return worker.Options{
+		// In-flight activities get this long to finish on shutdown.
+		WorkerStopTimeout:                30 * time.Second,
+		MaxConcurrentWorkflowTaskPollers: cfg.WorkflowTaskPollers,
+		StickyScheduleToStartTimeout:     StickyScheduleToStartTimeout,
+	}
 }
 
 // Close releases the SMTP pool and the database pool.
