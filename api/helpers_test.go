@@ -43,10 +43,28 @@ type fakeTemporal struct {
 	fail   func(workflowID string) error
 	views  map[string]workflows.JourneyView
 	health error
+	// running are the workflows signal-with-start started: a plain signal
+	// to any other is NotFound, as on the server.
+	running map[string]bool
 }
 
 func newFakeTemporal() *fakeTemporal {
-	return &fakeTemporal{views: map[string]workflows.JourneyView{}}
+	return &fakeTemporal{views: map[string]workflows.JourneyView{}, running: map[string]bool{}}
+}
+
+func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, runID, signalName string, arg any) error {
+	if f.fail != nil {
+		if err := f.fail(workflowID); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running[workflowID] {
+		return serviceerror.NewNotFound("workflow execution not found for ID: " + workflowID)
+	}
+	f.signals = append(f.signals, signal{WorkflowID: workflowID, Name: signalName, Arg: arg})
+	return nil
 }
 
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, signalName string, signalArg any,
@@ -59,6 +77,7 @@ func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, si
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.signals = append(f.signals, signal{WorkflowID: workflowID, Name: signalName, Arg: signalArg, TaskQueue: options.TaskQueue})
+	f.running[workflowID] = true
 	return fakeRun{id: workflowID}, nil
 }
 

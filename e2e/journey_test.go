@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/acme/lifecycle/crm"
@@ -158,4 +159,61 @@ func TestEventAsUpdateWithStart(t *testing.T) {
 	_, err = st.ApplyEvent(ctx, id, workflows.Event{ID: "", Type: "login"})
 	require.Error(t, err, "an invalid event is refused before it reaches the journey")
 	s.recordHistories(t, id, "event-update")
+}
+
+// TestEventsReachTheJourney: Starter.Events on the real server. The first
+// event for a customer without a journey starts a pending one
+// (signal-with-start); later ones go to the running journey (plain
+// signals); a journey an operator terminated is started afresh by the next
+// event, and one that ended (unsubscribed) refuses events.
+func TestEventsReachTheJourney(t *testing.T) {
+	s := newStack(t, 1)
+	s.StartWorker(t)
+	ctx := context.Background()
+	id := "e2e-" + testenv.RandomID(4)
+	st := s.starter()
+	behaviour := func(want int) workflows.JourneyView {
+		t.Helper()
+		var v workflows.JourneyView
+		stacktest.WaitFor(t, 30*time.Second, fmt.Sprintf("%s behaviour score %d", id, want), func() (bool, string) {
+			var err error
+			if v, err = workflows.State(ctx, s.Client, id); err != nil {
+				return false, err.Error()
+			}
+			return v.BehaviourScore == want, fmt.Sprintf("stage %s, behaviour %d", v.Stage, v.BehaviourScore)
+		})
+		return v
+	}
+	current := func() (runID string, status enumspb.WorkflowExecutionStatus) {
+		t.Helper()
+		d, err := s.Client.DescribeWorkflowExecution(ctx, workflows.JourneyID(id), "")
+		require.NoError(t, err)
+		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), d.GetWorkflowExecutionInfo().GetStatus()
+	}
+
+	require.NoError(t, st.Events(ctx, id, workflows.Event{ID: id + "-pv", Type: "pricing_viewed", At: time.Now()}))
+	v := behaviour(10)
+	assert.Equal(t, "pending", string(v.Stage), "the event arrived before any signup")
+	first, _ := current()
+
+	// The repeated pricing_viewed is deduplicated by id: 10 + 30.
+	require.NoError(t, st.Events(ctx, id, workflows.Event{ID: id + "-demo", Type: "demo_requested", At: time.Now()},
+		workflows.Event{ID: id + "-pv", Type: "pricing_viewed", At: time.Now()}))
+	behaviour(40)
+	run, _ := current()
+	assert.Equal(t, first, run, "the running journey got the events")
+
+	require.NoError(t, s.Client.TerminateWorkflow(ctx, workflows.JourneyID(id), "", "operator stops a broken journey"))
+	require.NoError(t, st.Events(ctx, id, workflows.Event{ID: id + "-pv2", Type: "pricing_viewed", At: time.Now()}))
+	behaviour(10)
+	run, _ = current()
+	assert.NotEqual(t, first, run, "a terminated journey is started afresh")
+
+	require.NoError(t, st.Events(ctx, id, workflows.Event{ID: id + "-unsub", Type: "unsubscribe", At: time.Now()}))
+	stacktest.WaitFor(t, 30*time.Second, id+" journey completed", func() (bool, string) {
+		_, status := current()
+		return status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, status.String()
+	})
+	err := st.Events(ctx, id, workflows.Event{ID: id + "-late", Type: "login", At: time.Now()})
+	require.ErrorIs(t, err, workflows.ErrJourneyEnded)
 }

@@ -94,7 +94,21 @@ func (s Starter) Events(ctx context.Context, customerID string, events ...Event)
 	if len(events) == 1 {
 		payload = events[0]
 	}
-	_, err := s.Client.SignalWithStartWorkflow(ctx, JourneyID(customerID), SignalEvent, payload,
+	// Nearly every event goes to a running journey: a plain signal costs
+	// the server less than signal-with-start, which validates the start
+	// options (search attributes, summary) on every call even when the
+	// journey runs (docs/benchmarks.md). Only when no journey runs does
+	// the event take the signal-with-start path, whose reuse policy tells
+	// an ended journey from one never started.
+	err := s.Client.SignalWorkflow(ctx, JourneyID(customerID), "", SignalEvent, payload)
+	var notRunning *serviceerror.NotFound
+	if !errors.As(err, &notRunning) {
+		if err != nil {
+			return fmt.Errorf("signal journey of %s: %w", customerID, err)
+		}
+		return nil
+	}
+	_, err = s.Client.SignalWithStartWorkflow(ctx, JourneyID(customerID), SignalEvent, payload,
 		s.eventOptions(customerID), WorkflowName, s.input(customerID))
 	if err != nil {
 		return fmt.Errorf("signal-with-start journey of %s: %w", customerID, ended(customerID, err))
