@@ -426,7 +426,9 @@ type swsRun struct {
 // rawSignalWithStart is the limit for events: signal-with-start calls into
 // journeys-to-be that do nothing but receive (n signals over `workflows`
 // workflows, 16 in flight like the API's per-batch fan-out); work adds a
-// journey's per-task work (see BenchSignalSink).
+// journey's per-task work (see BenchSignalSink), or, as "signal", sends
+// plain signals once the workflows run (what the API sends a running
+// journey).
 func (h *Harness) rawSignalWithStart(ctx context.Context, n, workflowsN int, work string) (r swsRun, err error) {
 	tq := "bench-sws-" + h.id + "-" + work
 	w := worker.New(h.c, tq, h.workerOptions())
@@ -442,10 +444,14 @@ func (h *Harness) rawSignalWithStart(ctx context.Context, n, workflowsN int, wor
 		}
 	}()
 	payload := map[string]any{"id": "x", "type": "email_opened"}
-	send := func(i int) error {
+	start := func(i int) error {
 		_, err := h.c.SignalWithStartWorkflow(ctx, id(i), "event", payload,
 			client.StartWorkflowOptions{ID: id(i), TaskQueue: tq}, "BenchSignalSink", work)
 		return err
+	}
+	send := start
+	if work == "signal" {
+		send = func(i int) error { return h.c.SignalWorkflow(ctx, id(i), "", "event", payload) }
 	}
 	// handled waits until the sink workflows (in this process's worker)
 	// have handled `want` more signals than at handled0.
@@ -461,7 +467,7 @@ func (h *Harness) rawSignalWithStart(ctx context.Context, n, workflowsN int, wor
 	// Started and waiting before the clock starts, like the journeys the
 	// events go into.
 	warm0, warmStart := sinkHandled.Load(), time.Now()
-	if _, err := parallel(workflowsN, 16, send); err != nil {
+	if _, err := parallel(workflowsN, 16, start); err != nil {
 		return r, fmt.Errorf("start the sink workflows: %w", err)
 	}
 	if err := handled(warm0, workflowsN, warmStart); err != nil {
@@ -469,15 +475,14 @@ func (h *Harness) rawSignalWithStart(ctx context.Context, n, workflowsN int, wor
 	}
 	handled0 := sinkHandled.Load()
 	r.m = begin()
-	start := r.m.t0
 	r.accepted, err = parallel(n, 16, send)
 	if err != nil {
 		return r, err
 	}
-	if err := handled(handled0, n, start); err != nil {
+	if err := handled(handled0, n, r.m.t0); err != nil {
 		return r, err
 	}
-	r.elapsed = time.Since(start)
+	r.elapsed = time.Since(r.m.t0)
 	r.processed = float64(n) / r.elapsed.Seconds()
 	r.cpu = r.m.cpuNow()
 	return r, nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,6 +204,10 @@ func (m measure) end(f *Figure) *Figure {
 	if f.CPU == "" {
 		f.CPU = cpuSince(m.cpu, time.Since(m.t0))
 	}
+	// The measured window in wall-clock time, to line up with an outside
+	// profiler's samples (perf record -k realtime on the dev server).
+	slog.Info("figure", "name", f.Name, "from", m.t0.UTC().Format(time.RFC3339Nano),
+		"to", m.t0.Add(f.Elapsed).UTC().Format(time.RFC3339Nano))
 	return f
 }
 

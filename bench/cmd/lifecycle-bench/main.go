@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -56,6 +57,8 @@ func main() {
 		}
 	}
 	cfg.Command = "lifecycle-bench " + strings.Join(os.Args[1:], " ")
+	// One log format for the harness and its figures' windows.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := bench.Run(ctx, cfg); err != nil {
