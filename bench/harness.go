@@ -57,6 +57,7 @@ type Config struct {
 	Events, EventConc         int
 	EventBatchCustomers       int // customers in the coalesced-batch events run
 	EventsPerCustomer         int // events per customer (one signal) in that run
+	EventRounds               int // open-loop rounds, each paired with its own raw limit
 	Broadcast                 int
 	CostScale                 float64
 	CostJourneys              int
