@@ -52,7 +52,7 @@ func newFakeTemporal() *fakeTemporal {
 	return &fakeTemporal{views: map[string]workflows.JourneyView{}, running: map[string]bool{}}
 }
 
-func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, runID, signalName string, arg any) error {
+func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, _, signalName string, arg any) error {
 	if f.fail != nil {
 		if err := f.fail(workflowID); err != nil {
 			return err

@@ -183,11 +183,13 @@ func (h *Harness) openLoopEvents(ctx context.Context, ms *mainStack, customers, 
 	}
 	rounds := max(1, h.cfg.EventRounds)
 	type round struct {
-		limit, limitAccepted float64 // the paired raw rates
-		accepted             float64 // API calls answered per second
-		f                    *Figure
+		limit float64 // the paired raw processed rate
+		f     *Figure
 	}
 	var done []round
+	// Calls answered against calls answered: the API's accept rate as a
+	// fraction of the paired raw accept rate, per round.
+	var answered []float64
 	for r := range rounds {
 		raw, err := h.rawSignalWithStart(ctx, len(ids)*per, len(ids), "")
 		if err != nil {
@@ -197,13 +199,8 @@ func (h *Harness) openLoopEvents(ctx context.Context, ms *mainStack, customers, 
 		if err != nil {
 			return fmt.Errorf("round %d: %w", r+1, err)
 		}
-		done = append(done, round{raw.processed, raw.accepted, accepted, f})
-	}
-	// Calls answered against calls answered: the API's accept rate as a
-	// fraction of the raw limit's, per round, median.
-	answered := make([]float64, len(done))
-	for i, d := range done {
-		answered[i] = d.accepted / d.limitAccepted
+		done = append(done, round{raw.processed, f})
+		answered = append(answered, accepted/raw.accepted)
 	}
 	slices.Sort(answered)
 	slices.SortFunc(done, func(a, b round) int { return cmp.Compare(a.f.Value/a.limit, b.f.Value/b.limit) })
