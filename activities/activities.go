@@ -151,6 +151,7 @@ func (a *Activities) RecordEvents(ctx context.Context, in RecordEventsInput) (Re
 	if err != nil {
 		return RecordEventsResult{}, crmError("record events for "+in.CustomerID, err)
 	}
+	a.Metrics.eventsRecorded(len(fresh), len(events))
 	return RecordEventsResult{New: fresh}, nil
 }
 

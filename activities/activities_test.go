@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/activities"
@@ -18,6 +19,11 @@ import (
 func TestRecordEventsReturnsOnlyNewIDs(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
+	reg := prometheus.NewRegistry()
+	f.acts.Metrics = activities.NewMetrics(reg)
+	recorded := func(outcome string) float64 {
+		return counterValue(t, reg, "lifecycle_crm_events_total", map[string]string{"outcome": outcome})
+	}
 	id, addr := customer("events")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 
@@ -50,6 +56,9 @@ func TestRecordEventsReturnsOnlyNewIDs(t *testing.T) {
 	retried, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Key: "run/2", Events: []activities.EventRecord{e2, e3, e4, e4, e1}})
 	require.NoError(t, err)
 	require.Equal(t, second.New, retried.New)
+	// The counter counts per call: the retry's event counts again.
+	require.Equal(t, 5.0, recorded("new"))
+	require.Equal(t, 11.0, recorded("duplicate"), "repeats inside a batch count too")
 
 	stored, err := f.store.EventsOf(f.ctx, id)
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 type Metrics struct {
 	emails    *prometheus.CounterVec
 	crmWrites *prometheus.CounterVec
+	events    *prometheus.CounterVec
 }
 
 // NewMetrics registers the counters with reg.
@@ -22,8 +23,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lifecycle_crm_writes_total",
 			Help: "CRM writes by operation and result (ok or error).",
 		}, []string{"op", "result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lifecycle_crm_events_total",
+			Help: "Events the journeys wrote to the CRM event log, by outcome: new, or duplicate (the CRM had it already). A retried write counts again.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.emails, m.crmWrites)
+	reg.MustRegister(m.emails, m.crmWrites, m.events)
 	return m
 }
 
@@ -42,4 +47,11 @@ func (m *Metrics) crmWrite(op string, err error) {
 		result = "error"
 	}
 	m.crmWrites.WithLabelValues(op, result).Inc()
+}
+
+func (m *Metrics) eventsRecorded(fresh, total int) {
+	if m != nil {
+		m.events.WithLabelValues("new").Add(float64(fresh))
+		m.events.WithLabelValues("duplicate").Add(float64(total - fresh))
+	}
 }

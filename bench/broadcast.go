@@ -34,7 +34,7 @@ func (h *Harness) broadcast(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	app, stop, err := h.startWorker(ctx, cfg)
+	app, stop, err := h.startWorker(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -190,10 +191,10 @@ func (h *Harness) workerOptions() worker.Options {
 
 // startWorker builds and starts an in-process worker exactly as the worker
 // command does (internal/workerapp).
-func (h *Harness) startWorker(ctx context.Context, cfg config.Config) (*workerapp.App, func(), error) {
+func (h *Harness) startWorker(ctx context.Context, cfg config.Config, reg prometheus.Registerer) (*workerapp.App, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	app, err := workerapp.New(ctx, cfg, h.c, nil, quiet())
+	app, err := workerapp.New(ctx, cfg, h.c, reg, quiet())
 	if err != nil {
 		return nil, nil, err
 	}

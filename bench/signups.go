@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/acme/lifecycle/api"
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/email"
@@ -29,6 +31,9 @@ type mainStack struct {
 	stop func()
 	srv  *httptest.Server
 	api  *api.Client
+	// metrics are the worker's own counters (activities.Metrics), read
+	// in-process.
+	metrics *prometheus.Registry
 }
 
 func (h *Harness) main(ctx context.Context) (*mainStack, error) {
@@ -39,7 +44,8 @@ func (h *Harness) main(ctx context.Context) (*mainStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, stop, err := h.startWorker(ctx, cfg)
+	metrics := prometheus.NewRegistry()
+	app, stop, err := h.startWorker(ctx, cfg, metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +58,7 @@ func (h *Harness) main(ctx context.Context) (*mainStack, error) {
 	}))
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	h.ms = &mainStack{cfg: cfg, app: app, stop: stop, srv: srv,
+	h.ms = &mainStack{cfg: cfg, app: app, stop: stop, srv: srv, metrics: metrics,
 		api: &api.Client{BaseURL: srv.URL, Secret: []byte(cfg.APISecret.Value()), HTTP: &http.Client{Transport: tr, Timeout: time.Minute}}}
 	return h.ms, nil
 }
