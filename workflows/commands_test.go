@@ -118,8 +118,8 @@ func onUpsert(env *driver.Env, mu *sync.Mutex, record func(temporal.SearchAttrib
 }
 
 func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
-	// Fit 3 (engineer) + opens of 1 point: 4 → the attribute stays 0,
-	// 5 → 5, 6 and 7 → still 5, a pricing view (17) → 15.
+	// Fit 3 (engineer) + opens of 1 point: 4, 5, 6, 7 → the attribute
+	// stays 0 (logicBanded moved it at 5), a pricing view (17) → 10.
 	var mu sync.Mutex
 	var upserted []int64
 	r := newJourneyRun(t, monday).signup(0, coldLead("band"))
@@ -139,13 +139,19 @@ func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
 	assert.Equal(t, 3+4+10, r.view.Score, "the exact score is in the state query")
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Equal(t, []int64{0, 5, 15}, upserted, "LeadScore is upserted only when the score crosses a step")
+	assert.Equal(t, []int64{0, 10}, upserted, "LeadScore is upserted only when the score crosses a step")
 }
 
 func TestVisibleScoreRoundsDownToAStep(t *testing.T) {
-	for score, want := range map[int]int64{0: 0, 4: 0, 5: 5, 43: 40, 60: 60, -1: -5, -5: -5} {
+	for score, want := range map[int]int64{0: 0, 9: 0, 10: 10, 43: 40, 59: 50, 60: 60, -1: -10, -10: -10} {
 		assert.Equal(t, want, VisibleScore(score), "score %d", score)
+		assert.Equal(t, want, visibleScore(logicBanded10, score), "score %d", score)
 	}
+	// Journeys keep the step of the revision they run.
+	for score, want := range map[int]int64{4: 0, 5: 5, 43: 40, 47: 45, -1: -5} {
+		assert.Equal(t, want, visibleScore(logicBanded, score), "logicBanded, score %d", score)
+	}
+	assert.Equal(t, int64(43), visibleScore(logicLean, 43), "logicLean: the exact score")
 }
 
 func TestSignupTaskUpsertsSearchAttributesOnce(t *testing.T) {

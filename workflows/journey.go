@@ -57,14 +57,22 @@ const (
 	// workflow tasks per signup and per event, fewer actions per year
 	// (docs/benchmarks.md).
 	logicLean = 1
-	// logicBanded: the LeadScore search attribute moves in steps of
-	// ScoreStep (the score rounded down to one) instead of with every
+	// logicBanded: the LeadScore search attribute moves in steps of 5
+	// (the score rounded down to one) instead of with every
 	// point, and a workflow task's search-attribute changes go out in one
 	// upsert: an upsert is a visibility write on the server and an action
 	// in Temporal Cloud, and most events move the score by 1–3 points.
 	// The exact score stays in the current details and the state query.
 	logicBanded = 2
-	logicLatest = logicBanded
+	// logicBanded10: LeadScore moves in steps of 10 instead of 5. A lead's
+	// score lives between 0 and the handoff threshold (60 in the built-in
+	// campaign), so that is six values a lead passes through instead of
+	// twelve; every step an upsert saved is a visibility write, which on
+	// the dev server's SQLite costs about as much as the rest of an event's
+	// workflow task (docs/benchmarks.md), and an action in Temporal Cloud.
+	// Filters at the tens (`LeadScore >= 40`, the threshold) stay exact.
+	logicBanded10 = 3
+	logicLatest   = logicBanded10
 
 	// LogicRevision is the revision new runs follow (tools record replay
 	// histories per revision).
@@ -1019,17 +1027,37 @@ func (j *journey) publish(ctx workflow.Context, now time.Time) {
 		j.c.Scoring.Threshold, next, when, j.s.CampaignID, j.s.CampaignVersion))
 }
 
-// ScoreStep is the step of the LeadScore search attribute (logicBanded).
-// Five points: an email click is 3, a pricing view 10 (the demo campaign),
-// so engagement that matters moves it at once and opens mostly do not.
-const ScoreStep = 5
+// ScoreStep is the step of the LeadScore search attribute (logicBanded10;
+// journeys of logicBanded keep their step of 5). Ten points: a pricing view
+// (10 in the built-in campaign) moves it at once, opens (1) and clicks (3)
+// only every few times, and the threshold (60) is a step.
+const ScoreStep = 10
+
+// bandedScoreStep is logicBanded's step.
+const bandedScoreStep = 5
 
 // VisibleScore is the LeadScore search attribute's value for a score: the
 // score rounded down to a multiple of ScoreStep (a score of 43 shows as 40,
 // so `LeadScore >= 40` finds it; filter on multiples of ScoreStep).
 func VisibleScore(score int) int64 {
-	// Rounded toward minus infinity, also for a negative score.
-	return int64(score - ((score%ScoreStep)+ScoreStep)%ScoreStep)
+	return roundDown(score, ScoreStep)
+}
+
+// visibleScore is VisibleScore under a journey's logic revision.
+func visibleScore(logic, score int) int64 {
+	switch {
+	case logic < logicBanded:
+		return int64(score)
+	case logic == logicBanded:
+		return roundDown(score, bandedScoreStep)
+	default:
+		return VisibleScore(score)
+	}
+}
+
+// roundDown rounds toward minus infinity, also for a negative score.
+func roundDown(score, step int) int64 {
+	return int64(score - ((score%step)+step)%step)
 }
 
 // upsertAttributes writes the search attributes that changed, in one
@@ -1061,10 +1089,7 @@ func (j *journey) writeAttributes(ctx workflow.Context) {
 	if v, ok := current.GetKeyword(AttrStage); !ok || v != string(j.s.Stage) {
 		updates = append(updates, AttrStage.ValueSet(string(j.s.Stage)))
 	}
-	score := int64(j.s.score())
-	if j.s.Logic >= logicBanded {
-		score = VisibleScore(j.s.score())
-	}
+	score := visibleScore(j.s.Logic, j.s.score())
 	if v, ok := current.GetInt64(AttrScore); !ok || v != score {
 		updates = append(updates, AttrScore.ValueSet(score))
 	}
