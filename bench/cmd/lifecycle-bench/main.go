@@ -39,7 +39,7 @@ func main() {
 	flag.IntVar(&cfg.EventConc, "event-conc", 8, "event callers in flight")
 	flag.IntVar(&cfg.EventBatchCustomers, "event-batch-customers", 200, "journeys in the coalesced-batch events run")
 	flag.IntVar(&cfg.EventsPerCustomer, "events-per-customer", 5, "events per journey coalesced into one signal")
-	flag.IntVar(&cfg.EventRounds, "event-rounds", 3, "open-loop events rounds, each right after its own raw signal-with-start limit; the median ratio is reported")
+	flag.IntVar(&cfg.EventRounds, "event-rounds", 5, "open-loop events rounds, each right after its own raw signal-with-start limit; the median ratio is reported")
 	flag.IntVar(&cfg.Broadcast, "broadcast", 10000, "broadcast recipients (each run: Mailpit, null sink)")
 	flag.Float64Var(&cfg.CostScale, "cost-scale", 500_000, "TIME_SCALE of the cost journeys")
 	flag.IntVar(&cfg.CostJourneys, "cost-journeys", 2, "typical journeys run in parallel for the cost figures")
