@@ -250,7 +250,7 @@ func (h *Harness) openLoopRound(ctx context.Context, ms *mainStack, ids []string
 		return nil, 0, err
 	}
 	accepted := time.Since(m.t0)
-	if err := h.waitApplied(ms, recorded0, n); err != nil {
+	if err := ms.waitApplied(recorded0, n); err != nil {
 		return nil, 0, err
 	}
 	stopProfile()
@@ -302,7 +302,7 @@ func (ms *mainStack) eventsRecorded() (float64, error) {
 
 // waitApplied waits until the journeys recorded n more new events than
 // from (an eventsRecorded reading taken before they were sent).
-func (h *Harness) waitApplied(ms *mainStack, from float64, n int) error {
+func (ms *mainStack) waitApplied(from float64, n int) error {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		got, err := ms.eventsRecorded()
@@ -375,7 +375,7 @@ func (h *Harness) coalescedEvents(ctx context.Context, ms *mainStack, customers,
 	}
 	accepted := time.Since(m.t0)
 	n := len(ids) * per
-	if err := h.waitApplied(ms, recorded0, n); err != nil {
+	if err := ms.waitApplied(recorded0, n); err != nil {
 		return err
 	}
 	f := m.end(&Figure{Phase: "events", Name: fmt.Sprintf("events in API batches, %d per customer coalesced into one signal, until every one is applied", per),
