@@ -35,6 +35,17 @@ const (
 	limitSWSPairedCoalesced = "signal-with-start-processed-paired-coalesced"
 )
 
+// vsLimitsPhase compares an events rate with the limits phase's raw
+// processed rate (measured minutes earlier; the figures are divided by
+// paired limits, this is for reference).
+func (h *Harness) vsLimitsPhase(rate float64) string {
+	l := h.results.Limits[limitSWSProcessed]
+	if l == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %.2f× the limits phase's (%.0f/s)", rate/l, l)
+}
+
 // eventCustomers returns n customers with running journeys: the signup
 // phase's, or fresh ones started here.
 func (h *Harness) eventCustomers(ctx context.Context, ms *mainStack, n int) ([]string, error) {
@@ -204,9 +215,7 @@ func (h *Harness) openLoopEvents(ctx context.Context, ms *mainStack, customers, 
 	mid.f.Limit = limitSWSPaired
 	mid.f.Note += fmt.Sprintf("; the median of %d rounds, each right after its own raw signal-with-start processed limit (same shape): %s, sorted; calls answered by the API against raw signal-with-start calls answered in the same rounds: median **%.2f×** (%.2f–%.2f×)",
 		len(done), strings.Join(each, ", "), answered[len(answered)/2], answered[0], answered[len(answered)-1])
-	if l := h.results.Limits[limitSWSProcessed]; l > 0 {
-		mid.f.Note += fmt.Sprintf("; %.2f× the limits phase's (%.0f/s)", mid.f.Value/l, l)
-	}
+	mid.f.Note += h.vsLimitsPhase(mid.f.Value)
 	h.results.add(mid.f)
 	return nil
 }
@@ -393,9 +402,7 @@ func (h *Harness) coalescedEvents(ctx context.Context, ms *mainStack, customers,
 	f.Note = fmt.Sprintf("%d journeys, batches of %d events, 4 batches in flight; API accepted all in %s (%.0f events/s); applied = every event recorded as new in the CRM event log (the worker's counter, read in-process), then every score checked with the state query; latency = batch sent → score seen (%d queries in rounds, so an upper bound)",
 		len(ids), perBatch*per, accepted.Round(time.Millisecond), float64(n)/accepted.Seconds(), queries)
 	f.Note += fmt.Sprintf("; against a raw signal-with-start processed limit (the same %d signals, one event each) measured right before", n)
-	if l := h.results.Limits[limitSWSProcessed]; l > 0 {
-		f.Note += fmt.Sprintf("; %.2f× the limits phase's (%.0f/s)", f.Value/l, l)
-	}
+	f.Note += h.vsLimitsPhase(f.Value)
 	f.Note += fmt.Sprintf("; the API answered %.2f× the paired raw calls answered (%.0f/s)", float64(n)/accepted.Seconds()/raw.accepted, raw.accepted)
 	latencies(f, lat)
 	h.results.add(f)

@@ -102,11 +102,11 @@ func (s Starter) Events(ctx context.Context, customerID string, events ...Event)
 	// an ended journey from one never started.
 	err := s.Client.SignalWorkflow(ctx, JourneyID(customerID), "", SignalEvent, payload)
 	var notRunning *serviceerror.NotFound
-	if !errors.As(err, &notRunning) {
-		if err != nil {
-			return fmt.Errorf("signal journey of %s: %w", customerID, err)
-		}
+	switch {
+	case err == nil:
 		return nil
+	case !errors.As(err, &notRunning):
+		return fmt.Errorf("signal journey of %s: %w", customerID, err)
 	}
 	_, err = s.Client.SignalWithStartWorkflow(ctx, JourneyID(customerID), SignalEvent, payload,
 		s.eventOptions(customerID), WorkflowName, s.input(customerID))
