@@ -267,12 +267,12 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	}
 	switch claim {
 	case crm.ClaimAlreadySent:
-		a.Metrics.email("duplicate")
+		a.Metrics.Email("duplicate")
 		return SendEmailResult{Status: SendDuplicate, MessageID: messageID}, nil
 	case crm.ClaimFailed:
 		return SendEmailResult{Status: SendFailed, Reason: "failed permanently earlier"}, nil
 	case crm.ClaimSuppressed:
-		a.Metrics.email("suppressed")
+		a.Metrics.Email("suppressed")
 		return SendEmailResult{Status: SendSuppressed, Reason: "address suppressed"}, nil
 	case crm.ClaimInProgress:
 		return SendEmailResult{}, fmt.Errorf("send %s: another attempt is in flight; retry later", in.Key)
@@ -284,7 +284,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	})
 	if err != nil {
 		if email.IsPermanent(err) {
-			a.Metrics.email("failed")
+			a.Metrics.Email("failed")
 			if merr := a.CRM.MarkFailed(ctx, in.Key, err.Error(), true); merr != nil {
 				return SendEmailResult{}, fmt.Errorf("mark send %s failed: %w", in.Key, merr)
 			}
@@ -298,6 +298,6 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	if err := a.CRM.MarkSent(ctx, in.Key, time.Now()); err != nil {
 		return SendEmailResult{}, fmt.Errorf("mark send %s sent: %w", in.Key, err)
 	}
-	a.Metrics.email("sent")
+	a.Metrics.Email("sent")
 	return SendEmailResult{Status: SendSent, MessageID: messageID}, nil
 }

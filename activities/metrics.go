@@ -32,7 +32,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) email(outcome string) {
+// Email counts one email by outcome; broadcasts and journeys share it.
+func (m *Metrics) Email(outcome string) {
 	if m != nil {
 		m.emails.WithLabelValues(outcome).Inc()
 	}
