@@ -11,6 +11,9 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // ErrorResponse is the body of every JSON error answer.
@@ -65,9 +68,18 @@ func requireJSON(r *http.Request) *ErrorResponse {
 }
 
 // decodeJSON decodes body into v, which must be a pointer to a struct,
-// rejecting unknown fields and trailing data. The error names the field
-// when one is to blame.
+// rejecting invalid UTF-8, unknown fields and trailing data. The error
+// names the field when one is to blame.
 func decodeJSON(body []byte, v any) *ErrorResponse {
+	if e := checkUTF8(body); e != nil {
+		return e
+	}
+	return decodeJSONShape(body, v)
+}
+
+// decodeJSONShape is decodeJSON without the UTF-8 check, for a batch
+// whose events are checked one by one.
+func decodeJSONShape(body []byte, v any) *ErrorResponse {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &ErrorResponse{Error: "request body is empty: expected a JSON object"}
 	}
@@ -111,6 +123,63 @@ func describeJSONError(err error, body []byte) *ErrorResponse {
 		return &ErrorResponse{Field: name, Error: fmt.Sprintf("unknown field %q", name)}
 	}
 	return &ErrorResponse{Error: "malformed JSON: " + err.Error()}
+}
+
+// checkUTF8 refuses a body that is not UTF-8 (RFC 8259), naming the
+// top-level field that holds the first bad byte: encoding/json would
+// quietly turn it into U+FFFD, so the journey and the CRM would get
+// another text than the one sent.
+func checkUTF8(body []byte) *ErrorResponse {
+	if utf8.Valid(body) {
+		return nil
+	}
+	bad := 0
+	for rest := body; len(rest) > 0; {
+		r, size := utf8.DecodeRune(rest)
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		bad += size
+		rest = rest[size:]
+	}
+	if field := topLevelFieldAt(body, int64(bad)); field != "" {
+		return &ErrorResponse{Field: field, Error: field + ": is not valid UTF-8"}
+	}
+	return &ErrorResponse{Error: fmt.Sprintf("request body is not valid UTF-8 (byte %d)", bad)}
+}
+
+// topLevelFieldAt returns the name of the top-level field of the JSON
+// object body whose value covers offset ("" when none does, or body is
+// not an object).
+func topLevelFieldAt(body []byte, offset int64) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	depth, field, wantKey := 0, "", false
+	for first := true; ; first = false {
+		tok, err := dec.Token()
+		if err != nil || first && tok != json.Delim('{') {
+			return ""
+		}
+		d, isDelim := tok.(json.Delim)
+		switch {
+		case isDelim && (d == '{' || d == '['):
+			depth++
+		case isDelim:
+			depth--
+		}
+		if depth == 1 {
+			if s, ok := tok.(string); ok && wantKey {
+				field = s
+			}
+			// After '{' or a value comes a key, after a key its value.
+			wantKey = isDelim || !wantKey
+		}
+		if dec.InputOffset() > offset {
+			if strings.ContainsRune(field, utf8.RuneError) {
+				return "" // the bad byte is in the name itself
+			}
+			return field
+		}
+	}
 }
 
 // position turns a byte offset into a 1-based line and column.
@@ -160,23 +229,17 @@ func jsonTypeName(t reflect.Type) string {
 }
 
 // validationError turns the (possibly joined) error of a Validate method
-// into an ErrorResponse. The workflows package starts every message with
-// the JSON name of the field ("email \"x\": must be ..."); fields lists
-// the names that may be blamed, so that a message starting with another
-// word is not mistaken for a field.
+// into an ErrorResponse. The rules of package customer return
+// *customer.FieldError, whose message starts with the JSON name of the
+// field ("email: ..."); fields lists the names that may be blamed, so that
+// a message starting with another word is not mistaken for a field.
 func validationError(err error, fields map[string]bool) *ErrorResponse {
-	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		list = j.Unwrap()
-	} else {
-		list = []error{err}
-	}
 	out := &ErrorResponse{}
-	for _, e := range list {
-		if e == nil {
-			continue
-		}
+	for _, e := range flatten(err) {
 		fe := FieldError{Field: fieldOf(e.Error(), fields), Error: e.Error()}
+		if cf := (*customer.FieldError)(nil); errors.As(e, &cf) && fields[cf.Field] {
+			fe.Field = cf.Field
+		}
 		if out.Error == "" {
 			out.Error, out.Field = fe.Error, fe.Field
 		}
@@ -184,6 +247,22 @@ func validationError(err error, fields map[string]bool) *ErrorResponse {
 	}
 	if len(out.Errors) < 2 {
 		out.Errors = nil
+	}
+	return out
+}
+
+// flatten lists the errors inside (nested) errors.Join results.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
 	}
 	return out
 }

@@ -30,12 +30,10 @@ func (e Event) Journey() workflows.Event {
 	return workflows.Event{ID: e.ID, Type: e.Type, At: e.At, Properties: e.Properties}
 }
 
-// Validate names the first bad field.
+// Validate returns one error per bad field, customer_id first, by the
+// journey's own rules (package customer).
 func (e Event) Validate() error {
-	if err := workflows.ValidateCustomerID(e.CustomerID); err != nil {
-		return err
-	}
-	return e.Journey().Validate()
+	return errors.Join(workflows.ValidateCustomerID(e.CustomerID), e.Journey().Validate())
 }
 
 // EventBatch is the batch form of POST /v1/events: 1 to MaxBatch events,
@@ -102,8 +100,10 @@ func (s *server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body) // already read and limited by authenticated
+	// The batch's shape is decoded without the UTF-8 check, which is made
+	// per event: a bad byte in one event must not reject the others.
 	var probe map[string]json.RawMessage
-	if e := decodeJSON(body, &probe); e != nil {
+	if e := decodeJSONShape(body, &probe); e != nil {
 		writeError(w, http.StatusBadRequest, *e)
 		return
 	}
@@ -139,7 +139,7 @@ func (s *server) postBatch(w http.ResponseWriter, r *http.Request, body []byte) 
 	var batch struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if e := decodeJSON(body, &batch); e != nil {
+	if e := decodeJSONShape(body, &batch); e != nil {
 		writeError(w, http.StatusBadRequest, *e)
 		return
 	}

@@ -1,10 +1,8 @@
 package api
 
 import (
-	"errors"
 	"io"
 	"net/http"
-	"net/mail"
 
 	"github.com/acme/lifecycle/workflows"
 )
@@ -33,7 +31,9 @@ func (s *server) postSignup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, *e)
 		return
 	}
-	if err := validateSignup(in); err != nil {
+	// The journey's own rule (package customer): a signup accepted here is
+	// one the journey, the CRM and the mailer accept.
+	if err := in.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, *validationError(err, signupFields))
 		return
 	}
@@ -48,40 +48,4 @@ func (s *server) postSignup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, SignupResponse{
 		CustomerID: in.CustomerID, JourneyID: run.GetID(), RunID: run.GetRunID(),
 	})
-}
-
-// validateSignup is workflows.Signup.Validate plus the address checks the
-// CRM applies later (crm.Contact: bare addresses only), so that a signup
-// the CRM would refuse is refused here, with the field named, instead of
-// failing inside the journey.
-func validateSignup(in workflows.Signup) error {
-	var errs []error
-	if err := in.Validate(); err != nil {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = append(errs, j.Unwrap()...)
-		} else {
-			errs = append(errs, err)
-		}
-	}
-	if !hasFieldError(errs, "email") && !bareAddress(in.Email) {
-		errs = append(errs, errors.New("email: must be a bare email address, like name@example.com"))
-	}
-	if in.OwnerEmail != "" && !bareAddress(in.OwnerEmail) {
-		errs = append(errs, errors.New("owner_email: must be a bare email address, like sales@example.com"))
-	}
-	return errors.Join(errs...)
-}
-
-func hasFieldError(errs []error, field string) bool {
-	for _, e := range errs {
-		if fieldOf(e.Error(), signupFields) == field {
-			return true
-		}
-	}
-	return false
-}
-
-func bareAddress(v string) bool {
-	a, err := mail.ParseAddress(v)
-	return err == nil && a.Name == "" && a.Address == v
 }

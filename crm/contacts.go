@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Contact is a customer's CRM profile. Stage, Score and the campaign are
@@ -50,26 +52,15 @@ func (c *Contact) normalize() {
 	c.TimeZone = strings.TrimSpace(c.TimeZone)
 }
 
+// validate applies the customer's field rules (package customer, the
+// same as the API and the journey) and names the first bad field.
 func (c Contact) validate() error {
-	if err := requireText("customer_id", c.CustomerID); err != nil {
-		return err
-	}
-	if err := validEmail("email", c.Email, true); err != nil {
-		return err
-	}
-	if c.CompanySize < 0 {
-		return invalid("company_size", "%d is negative", c.CompanySize)
-	}
-	if err := validTimeZone("time_zone", c.TimeZone); err != nil {
-		return err
-	}
-	if c.LeadSource != "" {
-		if err := requireOneOf("lead_source", c.LeadSource, LeadSources); err != nil {
-			return err
-		}
-	}
-	if err := validEmail("owner_email", c.OwnerEmail, false); err != nil {
-		return err
+	if err := (customer.Profile{
+		CustomerID: c.CustomerID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
+		Company: c.Company, Role: c.Role, CompanySize: c.CompanySize, TimeZone: c.TimeZone,
+		LeadSource: c.LeadSource, OwnerEmail: c.OwnerEmail,
+	}).Validate(); err != nil {
+		return rule(err, c.Email, c.OwnerEmail)
 	}
 	if err := validEmail("delivery_owner_email", c.DeliveryOwnerEmail, false); err != nil {
 		return err

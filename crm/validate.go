@@ -1,12 +1,13 @@
 package crm
 
 import (
+	"errors"
 	"fmt"
-	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // ValidationError reports input that would store garbage. Field is the
@@ -28,19 +29,37 @@ func invalid(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
+// rule turns the error of a rule of package customer (the one definition
+// of the customer's fields, shared with the API, the journey and the
+// mailer) into a *ValidationError. The rules quote short values; the
+// private ones (addresses) are cut out, as the CRM's errors end up in logs.
+func rule(err error, private ...string) error {
+	var fe *customer.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	problem := fe.Problem
+	for _, v := range private {
+		if v != "" {
+			problem = strings.TrimPrefix(problem, fmt.Sprintf("%q: ", v))
+		}
+	}
+	return &ValidationError{Field: fe.Field, Problem: problem}
+}
+
 // Lead sources, most trusted first (the six trust levels of the product
 // brief).
 const (
-	LeadCurrentCustomer = "current_customer"
-	LeadReferral        = "referral"
-	LeadConnected       = "connected"
-	LeadExpert          = "expert"
-	LeadSearchAds       = "search_ads"
-	LeadCold            = "cold"
+	LeadCurrentCustomer = customer.LeadCurrentCustomer
+	LeadReferral        = customer.LeadReferral
+	LeadConnected       = customer.LeadConnected
+	LeadExpert          = customer.LeadExpert
+	LeadSearchAds       = customer.LeadSearchAds
+	LeadCold            = customer.LeadCold
 )
 
 // LeadSources lists the valid lead sources, most trusted first.
-var LeadSources = []string{LeadCurrentCustomer, LeadReferral, LeadConnected, LeadExpert, LeadSearchAds, LeadCold}
+var LeadSources = slices.Clone(customer.LeadSources)
 
 // Journey stages (the JourneyStage search attribute) and the two exits.
 const (
@@ -125,33 +144,17 @@ func requireOneOf(field, v string, allowed []string) error {
 	return nil
 }
 
-// validEmail accepts a bare address (no display name) that net/mail parses.
+// validEmail accepts a bare address (customer.CheckEmail); empty only when
+// not required.
 func validEmail(field, v string, required bool) error {
-	if v == "" {
-		if required {
-			return invalid(field, "is empty")
-		}
+	if v == "" && !required {
 		return nil
 	}
-	a, err := mail.ParseAddress(v)
-	if err != nil || a.Address != v || a.Name != "" {
-		// The value is not repeated: error messages end up in logs.
-		return invalid(field, "is not a bare email address (like name@example.com)")
-	}
-	return nil
+	return rule(customer.CheckEmail(field, v), v)
 }
 
 func validTimeZone(field, v string) error {
-	if v == "" {
-		return nil
-	}
-	if v == "Local" {
-		return invalid(field, "%q depends on the server; use an IANA name such as Europe/Berlin", v)
-	}
-	if _, err := time.LoadLocation(v); err != nil {
-		return invalid(field, "%q is not an IANA time zone", v)
-	}
-	return nil
+	return rule(customer.CheckTimeZone(field, v))
 }
 
 func validStage(field, v string, allowEmpty bool) error {

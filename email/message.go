@@ -1,8 +1,10 @@
 package email
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -10,6 +12,8 @@ import (
 	"strings"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Message categories.
@@ -68,17 +72,13 @@ func domainOf(address string) string {
 }
 
 // lineProblem says what is wrong with a value that goes into a header line
-// ("" when nothing is): CR, LF and the other control characters except tab
-// could break out of the line and inject headers.
+// ("" when nothing is), by the customer's rule for one line of text
+// (customer.CheckLine): a line break could inject headers; other control
+// characters and invalid UTF-8 are refused or mangled on the way.
 func lineProblem(v string) string {
-	for _, r := range v {
-		switch {
-		case r == '\r' || r == '\n':
-			return "contains a line break (CR or LF); it could inject headers"
-		case r == '\t':
-		case r < 0x20 || r == 0x7f:
-			return fmt.Sprintf("contains the control character %U", r)
-		}
+	var fe *customer.FieldError
+	if errors.As(customer.CheckLine("", v), &fe) {
+		return fe.Problem
 	}
 	return ""
 }
@@ -90,24 +90,19 @@ func checkLine(field, v string) error {
 	return nil
 }
 
-// bareAddress accepts "local@domain" only (no display name, no brackets),
-// as net/mail parses it; problem says why v was refused.
+// bareAddress accepts "local@domain" only, by the customer's rule for an
+// address (customer.CheckEmail); surrounding spaces are trimmed. problem
+// says why v was refused.
 func bareAddress(v string) (addr, problem string) {
 	if p := lineProblem(v); p != "" {
 		return "", p
 	}
 	v = strings.TrimSpace(v)
-	if v == "" {
-		return "", "is empty"
+	var fe *customer.FieldError
+	if errors.As(customer.CheckEmail("", v), &fe) {
+		return "", fe.Problem
 	}
-	a, err := mail.ParseAddress(v)
-	if err != nil {
-		return "", fmt.Sprintf("%q is not a valid email address: %v", v, err)
-	}
-	if a.Name != "" || a.Address != v {
-		return "", fmt.Sprintf("%q must be a bare address like jane@example.com (the display name goes in its own field)", v)
-	}
-	return a.Address, ""
+	return v, ""
 }
 
 // normalizeMessageID returns id without angle brackets after checking it is
@@ -172,6 +167,21 @@ func checkHeaderName(name string) error {
 		}
 	}
 	return nil
+}
+
+// Render validates m and returns it as Send would transmit it (RFC 5322,
+// CRLF line ends), without talking to the server: a message Render refuses
+// is one Send refuses, with the same *PermanentError.
+func (s *Sender) Render(m Message) ([]byte, error) {
+	msg, err := build(m, s.from)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := msg.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("email: render message: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // build validates m and turns it into a go-mail message from the sender's
