@@ -48,6 +48,10 @@ const (
 	DefaultTemporalTimeout = 10 * time.Second
 	DefaultRetryAfter      = 5 * time.Second
 	DefaultReplayCacheSize = 100_000
+	// DefaultReplayTimeout is generous for one INSERT on a healthy
+	// database and short enough that a database outage does not stall
+	// signups and events for long.
+	DefaultReplayTimeout = time.Second
 	// sendConcurrency bounds the signal-with-start calls one batch makes
 	// at once (one per customer in the batch).
 	sendConcurrency = 16
@@ -61,8 +65,11 @@ type Options struct {
 	// Client answers journey queries and the readiness check; nil uses
 	// Starter.Client.
 	Client client.Client
-	// CRM records unsubscribes and is pinged by /readyz. Nil: unsubscribes
-	// answer 503 and /readyz reports the CRM as not configured.
+	// CRM records unsubscribes, is pinged by /readyz, and remembers used
+	// request signatures (table api_replays) so that a replay is refused
+	// by every replica and after a restart. Nil: unsubscribes answer 503,
+	// /readyz reports the CRM as not configured, and replays are only
+	// noticed by the process that saw the original.
 	CRM *crm.Store
 	// Signer verifies the tokens of unsubscribe links.
 	Signer email.Signer
@@ -80,8 +87,12 @@ type Options struct {
 	// is DefaultRetryAfter.
 	RetryAfter time.Duration
 	// ReplayCacheSize bounds how many recently used signatures are
-	// remembered; 0 is DefaultReplayCacheSize.
+	// remembered in memory; 0 is DefaultReplayCacheSize.
 	ReplayCacheSize int
+	// ReplayTimeout bounds each check of a signature in the CRM database;
+	// past it the request is checked in memory only (see docs/api.md).
+	// 0 is DefaultReplayTimeout.
+	ReplayTimeout time.Duration
 }
 
 // server holds the handlers' dependencies.
@@ -96,6 +107,7 @@ type server struct {
 	temporalTimeout time.Duration
 	retryAfter      time.Duration
 	replays         *replayCache
+	shared          *sharedReplays // the replay check in the CRM; nil without one
 	mux             *http.ServeMux
 	// routes are the patterns registered on mux, in registration order
 	// (the OpenAPI test compares them with api/openapi.yaml).
@@ -143,6 +155,13 @@ func newServer(o Options) *server {
 		size = DefaultReplayCacheSize
 	}
 	s.replays = newReplayCache(size)
+	if o.CRM != nil {
+		timeout := o.ReplayTimeout
+		if timeout <= 0 {
+			timeout = DefaultReplayTimeout
+		}
+		s.shared = &sharedReplays{store: o.CRM, timeout: timeout, log: s.log}
+	}
 
 	s.handle("POST /v1/signups", s.authenticated(MaxBody, s.postSignup))
 	s.handle("POST /v1/events", s.authenticated(MaxEventsBody, s.postEvents))

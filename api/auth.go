@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,7 +87,7 @@ func (s *server) authenticated(limit int64, next http.HandlerFunc) http.HandlerF
 			writeError(w, http.StatusBadRequest, ErrorResponse{Error: "could not read the request body"})
 			return
 		}
-		if status, msg := s.verify(stamp, sig, body); status != 0 {
+		if status, msg := s.verify(r.Context(), stamp, sig, body); status != 0 {
 			if status == http.StatusServiceUnavailable {
 				s.unavailable(w, msg)
 				return
@@ -101,7 +103,7 @@ func (s *server) authenticated(limit int64, next http.HandlerFunc) http.HandlerF
 
 // verify returns the status and the reason of refusing a request, or 0
 // when it is authentic and fresh.
-func (s *server) verify(stamp, sig string, body []byte) (int, string) {
+func (s *server) verify(ctx context.Context, stamp, sig string, body []byte) (int, string) {
 	const unauthorized = http.StatusUnauthorized
 	ts, ok := parseStamp(stamp)
 	if !ok {
@@ -125,12 +127,20 @@ func (s *server) verify(stamp, sig string, body []byte) (int, string) {
 		return unauthorized, "timestamp is more than 5 minutes away from the server's clock"
 	}
 	// After ts+tolerance the timestamp check refuses the signature anyway,
-	// so the cache may forget it then.
-	switch s.replays.add(hex.EncodeToString(got), ts.Add(SignatureTolerance+time.Second), now) {
+	// so the caches may forget it then.
+	key, expires := hex.EncodeToString(got), ts.Add(SignatureTolerance+time.Second)
+	const replayMsg = "replayed: this signature was already used; sign every request afresh"
+	// The in-memory cache comes first: a replay to the same process costs
+	// no database round trip, and it is what still refuses replays while
+	// the database is unreachable.
+	switch s.replays.add(key, expires, now) {
 	case replayed:
-		return unauthorized, "replayed: this signature was already used; sign every request afresh"
+		return unauthorized, replayMsg
 	case cacheFull:
 		return http.StatusServiceUnavailable, "too many recent requests to remember their signatures; retry later"
+	}
+	if s.shared != nil && !s.shared.use(ctx, key, expires, now) {
+		return unauthorized, replayMsg
 	}
 	return 0, ""
 }
@@ -178,11 +188,10 @@ const (
 	cacheFull
 )
 
-// replayCache remembers the signatures used within the tolerance window.
-// It is in memory and per process: with several API replicas behind a load
-// balancer a replay sent to another replica would not be noticed; such a
-// deployment needs a shared store (e.g. Redis SET NX with expiry, or a
-// PostgreSQL table with a unique key) instead.
+// replayCache remembers the signatures used within the tolerance window,
+// in memory and per process. It is the first-level check; with a CRM
+// store configured, sharedReplays makes replays visible across replicas
+// and restarts.
 //
 // It is bounded: when max signatures that have not expired are remembered,
 // new requests are refused (fail closed) rather than forgetting a
@@ -228,4 +237,118 @@ func (c *replayCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.seen)
+}
+
+// replayStore keeps used signatures where every API replica sees them, and
+// across restarts (crm.Store, table api_replays).
+type replayStore interface {
+	UseSignature(ctx context.Context, sig string, expires time.Time) (fresh bool, err error)
+	SweepSignatures(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+const (
+	// replayRetryAfter is how long signatures are checked in memory only
+	// after the database failed to answer, so that an outage costs one
+	// timeout (and one warning) per period rather than per request.
+	replayRetryAfter = 10 * time.Second
+	// replaySweepEvery is how often a process deletes expired signatures.
+	replaySweepEvery = time.Minute
+	// replaySweepGrace keeps rows this long past their expiry: another
+	// replica whose clock is behind ours may still accept the timestamp.
+	replaySweepGrace = time.Minute
+	// replaySweepBatch bounds one DELETE; a sweep repeats it while it
+	// deletes full batches, up to replaySweepMaxBatches.
+	replaySweepBatch      = 1000
+	replaySweepMaxBatches = 100
+	replaySweepTimeout    = 30 * time.Second
+)
+
+// sharedReplays checks signatures against the replay store.
+//
+// When the store cannot answer (PostgreSQL down or slow, or the table not
+// migrated yet) the request is accepted on the strength of the in-memory
+// cache alone and a warning is logged: signups and events go to Temporal,
+// not to PostgreSQL, and must keep flowing through a database outage. The
+// price is that during the outage a replay sent to another replica, or to
+// this one after a restart, is accepted; that does little harm for what
+// these endpoints do (a signup is a profile update the caller already made
+// — at worst it puts back the profile it carried — journeys drop event ids
+// they have seen, a journey read changes nothing).
+type sharedReplays struct {
+	store   replayStore
+	timeout time.Duration
+	log     *slog.Logger
+	// sweeps tracks the background sweep, so that tests can wait for it.
+	sweeps sync.WaitGroup
+
+	mu        sync.Mutex
+	downUntil time.Time // memory only until then (the API's clock)
+	down      bool      // the last attempt failed (log the recovery once)
+	lastSweep time.Time
+	sweeping  bool
+}
+
+// use records sig in the store and reports whether it was fresh there, or
+// true when the store is unavailable.
+func (r *sharedReplays) use(ctx context.Context, sig string, expires, now time.Time) bool {
+	r.mu.Lock()
+	skip := r.down && now.Before(r.downUntil)
+	r.mu.Unlock()
+	if skip {
+		return true
+	}
+	// Not cancelled with the request: a caller hanging up must not look
+	// like a database failure.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+	defer cancel()
+	fresh, err := r.store.UseSignature(ctx, sig, expires)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		// One warning per period, however many requests are in flight.
+		first := !r.down || !now.Before(r.downUntil)
+		r.down, r.downUntil = true, now.Add(replayRetryAfter)
+		if !first {
+			return true
+		}
+		r.log.Warn("replay check: the CRM database did not answer; accepting requests whose signature this process has not seen, "+
+			"a replay to another API replica goes unnoticed until it answers",
+			"error", err.Error(), "retry_in", replayRetryAfter.String())
+		return true
+	}
+	if r.down {
+		r.down = false
+		r.log.Info("replay check: the CRM database answers again; replays are refused across API replicas")
+	}
+	if !r.sweeping && now.Sub(r.lastSweep) >= replaySweepEvery {
+		r.sweeping, r.lastSweep = true, now
+		r.sweeps.Add(1)
+		go r.sweep(now.Add(-replaySweepGrace))
+	}
+	return fresh
+}
+
+// sweep deletes the signatures that expired before before, in bounded
+// batches, off the request path.
+func (r *sharedReplays) sweep(before time.Time) {
+	defer r.sweeps.Done()
+	defer func() {
+		r.mu.Lock()
+		r.sweeping = false
+		r.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), replaySweepTimeout)
+	defer cancel()
+	for range replaySweepMaxBatches {
+		n, err := r.store.SweepSignatures(ctx, before, replaySweepBatch)
+		if err != nil {
+			r.log.Warn("replay check: could not delete expired signatures from the CRM database; will try again",
+				"error", err.Error(), "retry_in", replaySweepEvery.String())
+			return
+		}
+		if n < replaySweepBatch {
+			return
+		}
+	}
 }

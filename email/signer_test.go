@@ -60,6 +60,50 @@ func TestSignerDetectsTampering(t *testing.T) {
 	}
 }
 
+// TestSignerAcceptsOneTokenString: a customer has exactly one valid token.
+// A 32-byte MAC is 43 base64url characters, the last of which carries two
+// unused low bits; a lenient decoder ignores them (and CR/LF anywhere), so
+// several strings would decode to the same MAC.
+func TestSignerAcceptsOneTokenString(t *testing.T) {
+	s := email.NewSigner([]byte("secret-1"))
+	for _, id := range []string{"cust-42", "42", "jane@example.test"} {
+		tok := s.Token(id)
+		if len(tok) != 43 {
+			t.Fatalf("Token(%q) has %d characters, want 43", id, len(tok))
+		}
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		last := strings.IndexByte(alphabet, tok[42])
+		if last < 0 {
+			t.Fatalf("Token(%q) = %q ends outside the base64url alphabet", id, tok)
+		}
+		// The two unused bits, one at a time and both: same MAC bytes.
+		for _, bits := range []int{1, 2, 3} {
+			bad := tok[:42] + string(alphabet[last^bits])
+			if s.Verify(id, bad) {
+				t.Errorf("Verify(%q) accepted %q: the unused bits (%b) of the last character flipped", id, bad, bits)
+			}
+		}
+		// Every other single-byte change of the last character.
+		for c := range 256 {
+			if byte(c) == tok[42] {
+				continue
+			}
+			if bad := tok[:42] + string([]byte{byte(c)}); s.Verify(id, bad) {
+				t.Errorf("Verify(%q) accepted %q: last character changed to %q", id, bad, byte(c))
+			}
+		}
+		// Line breaks, which base64 decoders skip.
+		for _, bad := range []string{tok + "\n", tok + "\r\n", tok[:20] + "\n" + tok[20:], "\r" + tok} {
+			if s.Verify(id, bad) {
+				t.Errorf("Verify(%q) accepted %q: a line break added", id, bad)
+			}
+		}
+		if !s.Verify(id, tok) {
+			t.Errorf("Verify(%q) refused its own token", id)
+		}
+	}
+}
+
 func TestSignerCopiesSecret(t *testing.T) {
 	secret := []byte("secret-1")
 	s := email.NewSigner(secret)
