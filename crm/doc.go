@@ -18,7 +18,7 @@
 //
 //	table              key                  written by
 //	contacts           customer_id          UpsertContact, RecordTransition (stage), RecordScore (score), Erase
-//	events             event_id             RecordEvents (duplicates are ignored; unknown types are kept with ignored_reason)
+//	events             customer_id, event_id RecordEvents (duplicates are ignored; unknown types are kept with ignored_reason)
 //	stage_transitions  transition_key       RecordTransition (with contacts.stage in the same transaction)
 //	score_history      score_key            RecordScore (with contacts.score in the same transaction)
 //	handoffs           handoff_key          CreateHandoff, SetHandoffStatus

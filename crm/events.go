@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Event is one event pushed by a CRM or product system (email opened,
@@ -31,15 +33,18 @@ type Event struct {
 // arrives for an erased customer; its properties are not stored.
 const IgnoredErased = "customer erased"
 
+// validate applies the event rules of package customer (the same as the
+// API and the journey) and names the first bad field.
 func (e Event) validate(field string) error {
-	if err := requireText(field+".event_id", e.ID); err != nil {
-		return err
-	}
-	if err := requireText(field+".customer_id", e.CustomerID); err != nil {
-		return err
-	}
-	if err := requireText(field+".type", e.Type); err != nil {
-		return err
+	for _, err := range []error{
+		customer.CheckEventID(field+".event_id", e.ID),
+		customer.CheckCustomerID(field+".customer_id", e.CustomerID),
+		customer.CheckEventType(field+".type", e.Type),
+		customer.CheckProperties(field+".properties", e.Properties),
+	} {
+		if err != nil {
+			return rule(err)
+		}
 	}
 	if e.OccurredAt.IsZero() {
 		return invalid(field+".occurred_at", "is zero")
@@ -55,8 +60,11 @@ func (s *Store) RecordEvents(ctx context.Context, events []Event) (int, error) {
 }
 
 // RecordNewEvents stores a batch of events in one statement and returns
-// the IDs that were new, in batch order. Events already stored (same ID)
-// and repeats inside the batch are skipped; the first occurrence wins.
+// the IDs that were new, in batch order. An event id is unique per
+// customer: events already stored (same customer and ID) and repeats inside
+// the batch are skipped, the first occurrence wins; the same id of another
+// customer is another event. A batch normally holds one customer's events
+// (the journey's), so the IDs returned are unambiguous.
 // batch (may be empty) identifies the call: events stored earlier under the
 // same batch count as new again, so a retried call gets the same answer. The
 // whole batch is rejected, before anything is written, if one event is
@@ -96,7 +104,7 @@ func (s *Store) RecordNewEvents(ctx context.Context, batch string, events []Even
 	const q = `
 WITH ins AS (
     INSERT INTO events (event_id, customer_id, type, occurred_at, received_at, properties, ignored_reason, recorded_by)
-    SELECT DISTINCT ON (e.event_id)
+    SELECT DISTINCT ON (e.customer_id, e.event_id)
         e.event_id, e.customer_id, e.type, e.occurred_at, COALESCE(e.received_at, now()),
         CASE WHEN c.erased_at IS NULL THEN e.properties::jsonb ELSE '{}'::jsonb END,
         CASE WHEN c.erased_at IS NULL THEN e.ignored_reason ELSE $8 END,
@@ -104,30 +112,38 @@ WITH ins AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
         WITH ORDINALITY AS e(event_id, customer_id, type, occurred_at, received_at, properties, ignored_reason, ord)
     LEFT JOIN contacts c ON c.customer_id = e.customer_id
-    ORDER BY e.event_id, e.ord
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
+    ORDER BY e.customer_id, e.event_id, e.ord
+    ON CONFLICT (customer_id, event_id) DO NOTHING
+    RETURNING customer_id, event_id
 )
-SELECT event_id FROM ins
+SELECT customer_id, event_id FROM ins
 UNION ALL
-SELECT event_id FROM events WHERE $9 <> '' AND recorded_by = $9 AND event_id = ANY($1::text[])`
+SELECT customer_id, event_id FROM events
+WHERE $9 <> '' AND recorded_by = $9
+  AND (customer_id, event_id) IN (SELECT * FROM unnest($2::text[], $1::text[]))`
 	rows, err := s.pool.Query(ctx, q, ids, customers, types, occurred, received, props, ignored, IgnoredErased, batch)
 	if err != nil {
 		return nil, fmt.Errorf("record %d events: %w", n, err)
 	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	type key struct{ customer, id string }
+	inserted, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (key, error) {
+		var k key
+		err := row.Scan(&k.customer, &k.id)
+		return k, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("record %d events: %w", n, err)
 	}
-	isNew := make(map[string]bool, len(inserted))
-	for _, id := range inserted {
-		isNew[id] = true
+	isNew := make(map[key]bool, len(inserted))
+	for _, k := range inserted {
+		isNew[k] = true
 	}
 	fresh := make([]string, 0, len(inserted))
-	for _, id := range ids {
-		if isNew[id] {
+	for i, id := range ids {
+		k := key{customers[i], id}
+		if isNew[k] {
 			fresh = append(fresh, id)
-			delete(isNew, id) // a repeat inside the batch is listed once
+			delete(isNew, k) // a repeat inside the batch is listed once
 		}
 	}
 	return fresh, nil

@@ -23,6 +23,12 @@ type Transition struct {
 	CampaignVersion string
 	// At is when the journey changed stage (workflow time); zero means now.
 	At time.Time
+	// Journey names the journey instance that made the change and StageSeq
+	// counts its stage changes (1 for its first); the contact keeps both
+	// with the stage, so that the send ledger can tell a marketing email
+	// planned in an earlier stage (see SendClaim.StageSeq). Optional.
+	Journey  string
+	StageSeq int
 }
 
 func (t Transition) validate() error {
@@ -41,21 +47,29 @@ func (t Transition) validate() error {
 	if t.To == StageErased {
 		return invalid("to_stage", "%q is set by Erase only", t.To)
 	}
+	if t.StageSeq < 0 {
+		return invalid("stage_seq", "%d is negative", t.StageSeq)
+	}
 	return nil
 }
 
 // RecordTransition records the stage change and, in the same transaction,
-// sets contacts.stage (and the campaign version, when given). The contact
-// must exist (ErrNotFound) and not be erased (ErrErased). A retry with the
-// same key changes nothing. A transition older than the stage the contact
-// already has (a delayed retry) is kept in the history but does not move
-// the contact's stage back.
+// sets contacts.stage, journey and stage_seq (and the campaign version,
+// when given). A contact that does not exist yet is created empty (a
+// journey started by events before the signup still has a stage); an
+// erased one is not written (ErrErased). A retry with the same key changes
+// nothing. A transition older than the stage the contact already has (a
+// delayed retry) is kept in the history but does not move the contact's
+// stage back.
 func (s *Store) RecordTransition(ctx context.Context, t Transition) error {
 	if err := t.validate(); err != nil {
 		return fmt.Errorf("record transition %q: %w", t.Key, err)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		const byKey = `SELECT customer_id FROM stage_transitions WHERE transition_key = $1`
+		if err := ensureContact(ctx, tx, t.CustomerID); err != nil {
+			return err
+		}
 		if done, err := guardContact(ctx, tx, t.CustomerID, byKey, t.Key); done || err != nil {
 			return err
 		}
@@ -77,9 +91,11 @@ UPDATE contacts SET
     stage_changed_at = $3,
     campaign_id = CASE WHEN $4 = '' THEN campaign_id ELSE $4 END,
     campaign_version = CASE WHEN $4 = '' THEN campaign_version ELSE $5 END,
+    journey = CASE WHEN $6 = '' THEN journey ELSE $6 END,
+    stage_seq = CASE WHEN $6 = '' THEN stage_seq ELSE $7 END,
     updated_at = now()
 WHERE customer_id = $1 AND (stage_changed_at IS NULL OR stage_changed_at <= $3)`,
-			t.CustomerID, t.To, at, t.CampaignID, t.CampaignVersion)
+			t.CustomerID, t.To, at, t.CampaignID, t.CampaignVersion, t.Journey, t.StageSeq)
 		return err
 	})
 	if err != nil {
@@ -109,15 +125,19 @@ func (e ScoreEntry) validate() error {
 }
 
 // RecordScore records the score change and, in the same transaction, sets
-// contacts.score, unless the contact already has a newer score. The
-// contact must exist (ErrNotFound) and not be erased (ErrErased). A retry
-// with the same key changes nothing.
+// contacts.score, unless the contact already has a newer score. A contact
+// that does not exist yet is created empty (a lead scores points before
+// the signup); an erased one is not written (ErrErased). A retry with the
+// same key changes nothing.
 func (s *Store) RecordScore(ctx context.Context, e ScoreEntry) error {
 	if err := e.validate(); err != nil {
 		return fmt.Errorf("record score %q: %w", e.Key, err)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		const byKey = `SELECT customer_id FROM score_history WHERE score_key = $1`
+		if err := ensureContact(ctx, tx, e.CustomerID); err != nil {
+			return err
+		}
 		if done, err := guardContact(ctx, tx, e.CustomerID, byKey, e.Key); done || err != nil {
 			return err
 		}
@@ -143,6 +163,13 @@ WHERE customer_id = $1 AND (score_changed_at IS NULL OR score_changed_at <= $3)`
 		return fmt.Errorf("record score %q: %w", e.Key, err)
 	}
 	return nil
+}
+
+// ensureContact creates an empty contact row (no address, no consent: it
+// is in no audience) when the customer has none yet.
+func ensureContact(ctx context.Context, tx pgx.Tx, customerID string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO contacts (customer_id) VALUES ($1) ON CONFLICT (customer_id) DO NOTHING`, customerID)
+	return err
 }
 
 // guardContact locks the contact row for the rest of the transaction (so

@@ -44,10 +44,17 @@ func TestRecordTransitionIdempotent(t *testing.T) {
 	require.Equal(t, "3", c.CampaignVersion, "a transition without campaign keeps the version")
 	require.Equal(t, 3, count(t, s, `SELECT count(*) FROM stage_transitions WHERE customer_id = 'cus_1'`))
 
+	// A customer without a contact (a journey started by events, before
+	// the signup) gets an empty one that holds the stage.
+	require.NoError(t, s.RecordTransition(ctx, crm.Transition{Key: "x", CustomerID: "nobody", To: crm.StageUnsubscribed,
+		Journey: "j1", StageSeq: 1}))
+	c, err = s.GetContact(ctx, "nobody")
+	require.NoError(t, err)
+	require.Equal(t, crm.StageUnsubscribed, c.Stage)
+	require.Empty(t, c.Email)
+	require.False(t, c.Consent)
+
 	// Errors.
-	err = s.RecordTransition(ctx, crm.Transition{Key: "x", CustomerID: "nobody", To: crm.StageTrial})
-	require.ErrorIs(t, err, crm.ErrNotFound)
-	require.Contains(t, err.Error(), `record transition "x"`)
 	mustUpsert(t, s, contact("cus_2"))
 	err = s.RecordTransition(ctx, crm.Transition{Key: tr.Key, CustomerID: "cus_2", To: crm.StageNurture})
 	require.ErrorIs(t, err, crm.ErrKeyConflict)
@@ -79,7 +86,11 @@ func TestRecordScoreIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 35, c.Score)
 
-	require.ErrorIs(t, s.RecordScore(ctx, crm.ScoreEntry{Key: "k", CustomerID: "nobody"}), crm.ErrNotFound)
+	// A lead scores before the signup: the score waits on an empty contact.
+	require.NoError(t, s.RecordScore(ctx, crm.ScoreEntry{Key: "k", CustomerID: "nobody", Score: 10}))
+	c, err = s.GetContact(ctx, "nobody")
+	require.NoError(t, err)
+	require.Equal(t, 10, c.Score)
 	requireInvalid(t, s.RecordScore(ctx, crm.ScoreEntry{CustomerID: "cus_1"}), "score_key")
 	requireInvalid(t, s.RecordScore(ctx, crm.ScoreEntry{Key: "k"}), "customer_id")
 }

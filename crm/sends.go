@@ -50,9 +50,16 @@ const (
 
 	// ClaimSuppressed: the address is on the suppression list (for
 	// marketing mail any reason; for transactional mail any reason but
-	// unsubscribed), or the send was marked suppressed earlier. The caller
-	// must not send.
+	// unsubscribed), the customer the email is about was erased, or the
+	// send was marked suppressed earlier. The caller must not send.
 	ClaimSuppressed ClaimResult = "suppressed"
+
+	// ClaimCancelled: a marketing email planned in an earlier stage of the
+	// customer's journey (SendClaim.StageSeq) while the CRM already holds a
+	// later stage of the same journey: the customer bought, moved on or
+	// left while the send waited or retried. The ledger row is kept as
+	// suppressed, so a retry gets ClaimSuppressed. The caller must not send.
+	ClaimCancelled ClaimResult = "cancelled"
 )
 
 // MaySend reports whether the caller may send the email.
@@ -88,6 +95,12 @@ type SendClaim struct {
 	// take the send over (ClaimRetry); zero means DefaultSendLease. Set it
 	// at least to the sending activity's start-to-close timeout.
 	Lease time.Duration
+	// Journey and StageSeq, when set, say in which journey instance and
+	// stage (its stage counter, see Transition) the email was planned: a
+	// marketing email is cancelled (ClaimCancelled) once the contact holds
+	// a later stage of that journey.
+	Journey  string
+	StageSeq int
 }
 
 func (c *SendClaim) normalize() {
@@ -151,10 +164,27 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (ClaimResult, error)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
+		// May the customer still be mailed? Read in the claim's
+		// transaction: an erase, an unsubscribe or a stage change the CRM
+		// recorded before this claim stops the send, however long it
+		// waited or retried.
+		now, err := customerNow(ctx, tx, c.CustomerID)
+		if err != nil {
+			return err
+		}
+		if now.erased {
+			reason = ReasonErased
+		}
 		blocked := blocks(reason, c.Category)
 		suppressedNote := ""
 		if blocked {
 			suppressedNote = "suppressed: " + reason
+		}
+		cancelled := !blocked && c.Category == CategoryMarketing && c.Journey != "" && c.StageSeq > 0 &&
+			now.journey == c.Journey && now.stageSeq > c.StageSeq
+		if cancelled {
+			blocked = true
+			suppressedNote = fmt.Sprintf("cancelled: the customer moved on to stage %s", now.stage)
 		}
 		if reason == ReasonErased {
 			// The ledger must not bring an erased person's address back.
@@ -174,9 +204,13 @@ ON CONFLICT (send_key) DO NOTHING`,
 			return err
 		}
 		if tag.RowsAffected() == 1 {
-			result = ClaimNew
-			if blocked {
+			switch {
+			case cancelled:
+				result = ClaimCancelled
+			case blocked:
 				result = ClaimSuppressed
+			default:
+				result = ClaimNew
 			}
 			return nil
 		}
@@ -206,8 +240,11 @@ FROM email_log WHERE send_key = $1 FOR UPDATE`, c.Key).Scan(&customerID, &status
 			result = ClaimInProgress
 			return nil
 		case blocked:
-			// Suppressed since the earlier attempt: stop here.
+			// Suppressed or cancelled since the earlier attempt: stop here.
 			result = ClaimSuppressed
+			if cancelled {
+				result = ClaimCancelled
+			}
 			_, err = tx.Exec(ctx, `
 UPDATE email_log SET status = 'suppressed', error = $2, updated_at = now() WHERE send_key = $1`,
 				c.Key, suppressedNote)
@@ -226,6 +263,28 @@ WHERE send_key = $1`, c.Key, c.Email, lease.Microseconds())
 		return "", fmt.Errorf("claim send %q: %w", c.Key, err)
 	}
 	return result, nil
+}
+
+// customerState is what a claim reads of the contact the email is about.
+type customerState struct {
+	erased   bool
+	journey  string
+	stageSeq int
+	stage    string
+}
+
+// customerNow reads the contact's erasure and journey stage, with a share
+// lock so that an erase or a stage change waits for the claim (or the
+// claim for them). A customer without a contact row has nothing to say.
+func customerNow(ctx context.Context, tx pgx.Tx, customerID string) (customerState, error) {
+	var st customerState
+	err := tx.QueryRow(ctx, `
+SELECT erased_at IS NOT NULL, journey, stage_seq, stage FROM contacts WHERE customer_id = $1 FOR SHARE`,
+		customerID).Scan(&st.erased, &st.journey, &st.stageSeq, &st.stage)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return customerState{}, nil
+	}
+	return st, err
 }
 
 // MarkSent records that the SMTP server accepted the message at at (zero

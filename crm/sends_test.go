@@ -219,3 +219,55 @@ func TestClaimSendRejectsGarbage(t *testing.T) {
 	_, err := s.ClaimSend(t.Context(), other)
 	require.ErrorIs(t, err, crm.ErrKeyConflict)
 }
+
+// The claim checks, in its transaction, that the customer may still be
+// mailed: a marketing email planned in a stage the journey has left (a
+// purchase while it waited or retried) is cancelled; nothing is sent about
+// an erased customer, not even an owner's notice.
+func TestClaimSendChecksTheCustomerNow(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	mustUpsert(t, s, contact("cus_1"))
+	require.NoError(t, s.RecordTransition(ctx, crm.Transition{Key: "cus_1/j1/transition/1", CustomerID: "cus_1",
+		To: crm.StageNurture, Journey: "j1", StageSeq: 1}))
+
+	nurture := claim("cus_1/j1/nurture#1/n1")
+	nurture.Journey, nurture.StageSeq = "j1", 1
+	requireClaim(t, s, nurture, crm.ClaimNew)
+	require.NoError(t, s.MarkFailed(ctx, nurture.Key, "smtp down", false))
+
+	// The customer buys while the send retries.
+	require.NoError(t, s.RecordTransition(ctx, crm.Transition{Key: "cus_1/j1/transition/2", CustomerID: "cus_1",
+		From: crm.StageNurture, To: crm.StageOnboarding, Journey: "j1", StageSeq: 2}))
+	requireClaim(t, s, nurture, crm.ClaimCancelled)
+	require.False(t, crm.ClaimCancelled.MaySend())
+	requireClaim(t, s, nurture, crm.ClaimSuppressed) // a retry of the cancelled send
+	got, err := s.GetSend(ctx, nurture.Key)
+	require.NoError(t, err)
+	require.Equal(t, crm.SendSuppressed, got.Status)
+	require.Contains(t, got.Error, "cancelled")
+
+	// Never claimed before: cancelled at once.
+	late := claim("cus_1/j1/nurture#1/n2")
+	late.Journey, late.StageSeq = "j1", 1
+	requireClaim(t, s, late, crm.ClaimCancelled)
+
+	// Mail of the current stage goes; so does transactional mail of an
+	// earlier stage (an owner's notice), and mail of another journey.
+	onboarding := claim("cus_1/j1/onboarding#2/day0")
+	onboarding.Journey, onboarding.StageSeq = "j1", 2
+	requireClaim(t, s, onboarding, crm.ClaimNew)
+	notice := claim("cus_1/j1/sales#1/handoff")
+	notice.Journey, notice.StageSeq, notice.Category, notice.Email = "j1", 1, crm.CategoryTransactional, "owner@example.com"
+	requireClaim(t, s, notice, crm.ClaimNew)
+	other := claim("cus_1/j0/nurture#1/n1")
+	other.Journey, other.StageSeq = "j0", 1
+	requireClaim(t, s, other, crm.ClaimNew)
+
+	// Erased: nothing about the customer goes out.
+	require.NoError(t, s.Erase(ctx, "cus_1"))
+	ownerNotice := claim("cus_1/j1/onboarding#2/owner")
+	ownerNotice.Category, ownerNotice.Email = crm.CategoryTransactional, "owner@example.com"
+	requireClaim(t, s, ownerNotice, crm.ClaimSuppressed)
+}

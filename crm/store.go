@@ -68,6 +68,22 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
+// Connect is Open without waiting for the database: the pool connects on
+// first use. A process that must start while PostgreSQL is away — the HTTP
+// API, whose signups and events go to Temporal, not to the database — uses
+// it; each call then fails until the database answers.
+func Connect(databaseURL string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open crm store: parse database URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open crm store: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() { s.pool.Close() }
 

@@ -36,6 +36,10 @@ type PermanentError struct {
 	// Field names the offending Message field for locally refused messages
 	// ("To", "ToName", "Subject", "Headers[X-Journey-Step]", ...).
 	Field string
+	// Recipient says the server refused the recipient address (a 5xx
+	// reply to RCPT TO, or an RFC 3463 code 5.1.x: bad mailbox or
+	// domain): a hard bounce, the address will never take mail.
+	Recipient bool
 	// Err is the underlying error.
 	Err error
 }
@@ -55,6 +59,14 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 func IsPermanent(err error) bool {
 	var pe *PermanentError
 	return errors.As(err, &pe)
+}
+
+// IsHardBounce reports whether err is a permanent refusal of the
+// recipient address itself (see PermanentError.Recipient), as opposed to a
+// refused message (content, size) or a message refused locally.
+func IsHardBounce(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe) && pe.Recipient
 }
 
 // invalid builds the error for a message refused before sending.

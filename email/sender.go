@@ -462,7 +462,9 @@ func (s *Sender) sendOn(ctx context.Context, sl *slot, msg *gomail.Msg) error {
 			// wrong, not the message. Retry once it is fixed.
 			return fmt.Errorf("email: send: SMTP server refused our credentials (check the SMTP username and password): %w", err)
 		case code >= 500 && code <= 599:
-			return &PermanentError{Code: code, EnhancedCode: se.EnhancedStatusCode(), Err: err}
+			enhanced := se.EnhancedStatusCode()
+			return &PermanentError{Code: code, EnhancedCode: enhanced, Err: err,
+				Recipient: se.Reason == gomail.ErrSMTPRcptTo || strings.HasPrefix(enhanced, "5.1.")}
 		}
 		return fmt.Errorf("email: send: %w", err)
 	}

@@ -436,6 +436,9 @@ func TestRefusedRecipientIsPermanent(t *testing.T) {
 	if pe.Code != 550 || !strings.HasPrefix(pe.EnhancedCode, "5.") {
 		t.Errorf("PermanentError code %d / %q, want 550 / 5.x.x", pe.Code, pe.EnhancedCode)
 	}
+	if !email.IsHardBounce(err) {
+		t.Errorf("a refused recipient is not reported as a hard bounce: %+v", pe)
+	}
 
 	// The connection survives a refused recipient (go-mail sends RSET).
 	if err := s.Send(ctx, transactional("jane@allowed.test", "Allowed")); err != nil {
@@ -662,5 +665,18 @@ func TestUnresponsiveServerTimesOut(t *testing.T) {
 	mu.Unlock()
 	if err := <-busy; err == nil || email.IsPermanent(err) {
 		t.Errorf("send on a dropped connection = %v, want a retryable error", err)
+	}
+}
+
+func TestRefusedSenderIsPermanentButNoBounce(t *testing.T) {
+	mp := mailpittest.Start(t, "--chaos-triggers", "Sender:550:100")
+	s := newSender(t, mp.SMTPAddr(), nil)
+
+	err := s.Send(testCtx(t), transactional(recipient("sender"), "Refused sender"))
+	if !email.IsPermanent(err) {
+		t.Fatalf("a 550 to MAIL FROM is not permanent: %v", err)
+	}
+	if email.IsHardBounce(err) {
+		t.Errorf("a refused sender is reported as a hard bounce of the recipient: %v", err)
 	}
 }
