@@ -1,7 +1,8 @@
-// Package activities are the journey's side effects: the CRM in PostgreSQL,
-// email over SMTP, and lead scoring. Every activity is idempotent — a retry
-// after a crash never sends a second email or writes a second row — because
-// each write is keyed by a business key the workflow derives
+// Package activities are the journey's side effects: the campaign
+// definition, the CRM in PostgreSQL (WriteCRM: a batch of writes in order)
+// and email over SMTP (SendEmail). Every activity is idempotent — a retry
+// after a crash never sends a second email or writes a second row —
+// because each write is keyed by a business key the workflow derives
 // deterministically (send key, transition key, event id).
 package activities
 
@@ -80,167 +81,30 @@ func (a *Activities) LoadCampaign(_ context.Context, in LoadCampaignInput) (*cam
 	return c.WithoutTemplateBodies(), nil
 }
 
-// UpsertContact creates or updates the CRM contact.
-func (a *Activities) UpsertContact(ctx context.Context, in Contact) error {
-	err := a.CRM.UpsertContact(ctx, crm.Contact{
-		CustomerID: in.CustomerID, Email: in.Email, FirstName: in.FirstName, LastName: in.LastName,
-		Company: in.Company, Role: in.Role, CompanySize: in.CompanySize, TimeZone: in.TimeZone,
-		LeadSource: in.LeadSource, OwnerEmail: in.OwnerEmail, DeliveryOwnerEmail: in.DeliveryOwnerEmail,
-		Consent: true, CampaignID: in.CampaignID, CampaignVersion: in.CampaignVersion,
-	})
-	if errors.Is(err, crm.ErrErased) {
-		return badInput("upsert contact", err)
-	}
-	a.Metrics.crmWrite("upsert_contact", err)
-	return crmError("upsert contact "+in.CustomerID, err)
-}
-
-// ScoreLead computes the fit part of the lead score from the CRM profile
-// (lead-source trust, company size, role) under the campaign's rules. The
-// behaviour part is scored inline in the workflow, because it is a pure
-// function of the events the workflow already holds and an activity per
-// event would cost a round trip and history events for nothing.
-func (a *Activities) ScoreLead(ctx context.Context, in ScoreLeadInput) (FitScore, error) {
-	c, err := a.Campaigns.Get(in.CampaignID, in.CampaignVersion)
-	if err != nil {
-		return FitScore{}, fmt.Errorf("score lead: %w", err) // retryable: see SendEmail
-	}
-	contact, err := a.CRM.GetContact(ctx, in.CustomerID)
-	if errors.Is(err, crm.ErrNotFound) {
-		return FitScore{}, badInput("score lead", fmt.Errorf("no contact %q in the CRM", in.CustomerID))
-	}
-	if err != nil {
-		return FitScore{}, fmt.Errorf("score lead %s: %w", in.CustomerID, err)
-	}
-	pts, reasons := c.Scoring.FitPoints(contact.LeadSource, contact.CompanySize, contact.Role)
-	return FitScore{Points: pts, Reasons: reasons}, nil
-}
-
-// RegisterSignup does a signup's CRM work — upsert the contact, score its
-// fit, record the stage change — in one activity: each step is idempotent on
-// its own, and one activity instead of three is two fewer round trips
-// through the Temporal server on the signup's critical path (docs/benchmarks.md).
-func (a *Activities) RegisterSignup(ctx context.Context, in RegisterSignupInput) (FitScore, error) {
-	if err := a.UpsertContact(ctx, in.Contact); err != nil {
-		return FitScore{}, err
-	}
-	fit, err := a.ScoreLead(ctx, ScoreLeadInput{
-		CustomerID: in.Contact.CustomerID, CampaignID: in.Contact.CampaignID, CampaignVersion: in.Contact.CampaignVersion,
-	})
-	if err != nil {
-		return FitScore{}, err
-	}
-	if in.Transition != nil {
-		if err := a.RecordTransition(ctx, *in.Transition); err != nil {
-			return FitScore{}, err
-		}
-	}
-	return fit, nil
-}
-
-// RecordEvents writes a batch to the CRM event log and returns the IDs it
-// had not seen before this call (in.Key: a retry gets the same answer).
-func (a *Activities) RecordEvents(ctx context.Context, in RecordEventsInput) (RecordEventsResult, error) {
-	events := make([]crm.Event, len(in.Events))
-	for i, e := range in.Events {
-		events[i] = crm.Event{ID: e.ID, CustomerID: in.CustomerID, Type: e.Type, OccurredAt: e.At,
-			Properties: e.Properties, IgnoredReason: e.IgnoredReason}
-	}
-	fresh, err := a.CRM.RecordNewEvents(ctx, in.Key, events)
-	a.Metrics.crmWrite("record_events", err)
-	if err != nil {
-		return RecordEventsResult{}, crmError("record events for "+in.CustomerID, err)
-	}
-	a.Metrics.eventsRecorded(len(fresh), len(events))
-	return RecordEventsResult{New: fresh}, nil
-}
-
-// RecordTransition writes a stage change.
-func (a *Activities) RecordTransition(ctx context.Context, in TransitionInput) error {
-	err := a.CRM.RecordTransition(ctx, crm.Transition{
-		Key: in.Key, CustomerID: in.CustomerID, From: string(in.From), To: string(in.To), Reason: in.Reason,
-		CampaignID: in.CampaignID, CampaignVersion: in.CampaignVersion, At: in.At,
-	})
-	a.Metrics.crmWrite("record_transition", err)
-	return crmError("record transition "+in.Key, err)
-}
-
-// RecordScore writes a score to the score history.
-func (a *Activities) RecordScore(ctx context.Context, in ScoreInput) error {
-	err := a.CRM.RecordScore(ctx, crm.ScoreEntry{Key: in.Key, CustomerID: in.CustomerID, Score: in.Score,
-		Behaviour: in.Behaviour, Fit: in.Fit, Reason: in.Reason, At: in.At})
-	a.Metrics.crmWrite("record_score", err)
-	return crmError("record score "+in.Key, err)
-}
-
-// CreateHandoff writes the sales handoff with its reasons.
-func (a *Activities) CreateHandoff(ctx context.Context, in HandoffInput) error {
-	reasons := make([]crm.HandoffReason, len(in.Reasons))
-	for i, r := range in.Reasons {
-		reasons[i] = crm.HandoffReason{EventType: r.Source, Points: r.Points}
-	}
-	err := a.CRM.CreateHandoff(ctx, crm.Handoff{Key: in.Key, CustomerID: in.CustomerID, Score: in.Score,
-		Reasons: reasons, OwnerEmail: in.OwnerEmail, SLADueAt: in.SLADue})
-	a.Metrics.crmWrite("create_handoff", err)
-	return crmError("create handoff "+in.Key, err)
-}
-
-// SetHandoffStatus moves a handoff along.
-func (a *Activities) SetHandoffStatus(ctx context.Context, in HandoffStatusInput) error {
-	err := a.CRM.SetHandoffStatus(ctx, in.Key, in.Status)
-	if errors.Is(err, crm.ErrHandoffClosed) {
-		// A closed handoff (won/lost) stays closed; a late status is noted
-		// by the workflow, not retried.
-		return nil
-	}
-	a.Metrics.crmWrite("handoff_status", err)
-	return crmError("set handoff "+in.Key+" to "+in.Status, err)
-}
-
-// CreateTask writes a task for an account owner.
-func (a *Activities) CreateTask(ctx context.Context, in TaskInput) error {
-	err := a.CRM.CreateTask(ctx, crm.Task{Key: in.Key, CustomerID: in.CustomerID, OwnerEmail: in.OwnerEmail,
-		Kind: in.Kind, Title: in.Title, DueAt: in.DueAt})
-	a.Metrics.crmWrite("create_task", err)
-	return crmError("create task "+in.Key, err)
-}
-
-// Suppress puts an address on the suppression list.
-func (a *Activities) Suppress(ctx context.Context, in SuppressInput) error {
-	err := a.CRM.Suppress(ctx, in.Email, in.CustomerID, in.Reason)
-	a.Metrics.crmWrite("suppress", err)
-	return crmError("suppress "+in.CustomerID, err)
-}
-
-// EraseContact deletes the customer's personal data and keeps a tombstone.
-func (a *Activities) EraseContact(ctx context.Context, in EraseInput) error {
-	err := a.CRM.Erase(ctx, in.CustomerID)
-	if errors.Is(err, crm.ErrNotFound) {
-		return nil // nothing stored: nothing to erase
-	}
-	a.Metrics.crmWrite("erase", err)
-	return crmError("erase "+in.CustomerID, err)
-}
-
 // SendEmail sends one journey email exactly once per key:
 //
 //  1. render the template (a template that does not render is a
 //     non-retryable error naming the template);
 //  2. claim the key in the CRM send ledger — a key already sent, failed or
-//     suppressed is never sent again, and the suppression list is checked
-//     here as well as in the workflow;
+//     suppressed is never sent again; in the same transaction the claim
+//     checks that the customer may still be mailed: the suppression list,
+//     an erase, and for marketing mail a later stage of the journey (a
+//     purchase while this send waited or retried cancels it);
 //  3. send over the pooled SMTP connections with a Message-ID derived from
 //     the key;
 //  4. mark it sent straight after the SMTP reply.
 //
-// Permanent SMTP failures (5xx, invalid address) are recorded and returned
-// as a "failed" result, so the workflow moves on without a retry storm;
-// transient ones return an error and Temporal retries with backoff.
+// Permanent SMTP failures (5xx) are recorded and returned as a result, not
+// an error, so the workflow moves on without a retry storm; a refused
+// recipient is a hard bounce and the address is suppressed at once.
+// Transient failures (4xx, network) return an error and Temporal retries
+// with backoff.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
 	c, err := a.Campaigns.Get(in.CampaignID, in.CampaignVersion)
 	if err != nil {
 		// Retryable, like LoadCampaign: during a rolling deploy another
 		// worker that has this version picks the send up; no step is lost.
+		a.Metrics.Email("retry")
 		return SendEmailResult{}, fmt.Errorf("send email: %w", err)
 	}
 	data := in.Data
@@ -251,6 +115,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	}
 	r, err := c.Render(in.Template, data)
 	if err != nil {
+		a.Metrics.Email("failed")
 		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTemplate, err)
 	}
 	messageID := email.MessageIDFor(in.Key, a.From)
@@ -261,8 +126,12 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	claim, err := a.CRM.ClaimSend(ctx, crm.SendClaim{
 		Key: in.Key, CustomerID: in.CustomerID, Email: in.To, Template: in.Template,
 		Category: string(r.Category), MessageID: messageID, Lease: lease,
+		Journey: in.Journey, StageSeq: in.StageSeq,
 	})
 	if err != nil {
+		if !isPermanent(crmError("", err)) {
+			a.Metrics.Email("retry")
+		}
 		return SendEmailResult{}, crmError("claim send "+in.Key, err)
 	}
 	switch claim {
@@ -273,8 +142,12 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		return SendEmailResult{Status: SendFailed, Reason: "failed permanently earlier"}, nil
 	case crm.ClaimSuppressed:
 		a.Metrics.Email("suppressed")
-		return SendEmailResult{Status: SendSuppressed, Reason: "address suppressed"}, nil
+		return SendEmailResult{Status: SendSuppressed, Reason: "address suppressed or customer erased"}, nil
+	case crm.ClaimCancelled:
+		a.Metrics.Email("cancelled")
+		return SendEmailResult{Status: SendCancelled, Reason: "the customer left the stage it was planned in"}, nil
 	case crm.ClaimInProgress:
+		a.Metrics.Email("retry")
 		return SendEmailResult{}, fmt.Errorf("send %s: another attempt is in flight; retry later", in.Key)
 	}
 	err = a.Mail.Send(ctx, email.Message{
@@ -283,21 +156,40 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		Headers: map[string]string{"X-Journey-Step": in.Step, "X-Campaign": in.CampaignID + "@" + in.CampaignVersion},
 	})
 	if err != nil {
-		if email.IsPermanent(err) {
-			a.Metrics.Email("failed")
-			if merr := a.CRM.MarkFailed(ctx, in.Key, err.Error(), true); merr != nil {
-				return SendEmailResult{}, fmt.Errorf("mark send %s failed: %w", in.Key, merr)
-			}
-			return SendEmailResult{Status: SendFailed, Reason: err.Error()}, nil
-		}
-		_ = a.CRM.MarkFailed(ctx, in.Key, err.Error(), false)
-		return SendEmailResult{}, fmt.Errorf("send %s: %w", in.Key, err)
+		return a.sendFailed(ctx, in, err)
 	}
 	// Mark at once: the window between the SMTP reply and this write is the
 	// only one in which a crash can cause a second (same Message-ID) send.
 	if err := a.CRM.MarkSent(ctx, in.Key, time.Now()); err != nil {
+		a.Metrics.Email("retry")
 		return SendEmailResult{}, fmt.Errorf("mark send %s sent: %w", in.Key, err)
 	}
 	a.Metrics.Email("sent")
 	return SendEmailResult{Status: SendSent, MessageID: messageID}, nil
+}
+
+// sendFailed records a failed send. A refused recipient (a hard bounce)
+// also suppresses the address, so no later email, journey or broadcast,
+// tries it again; other permanent failures are recorded for this key only;
+// transient ones are retried by Temporal.
+func (a *Activities) sendFailed(ctx context.Context, in SendEmailInput, err error) (SendEmailResult, error) {
+	if !email.IsPermanent(err) {
+		a.Metrics.Email("retry")
+		_ = a.CRM.MarkFailed(ctx, in.Key, err.Error(), false)
+		return SendEmailResult{}, fmt.Errorf("send %s: %w", in.Key, err)
+	}
+	if merr := a.CRM.MarkFailed(ctx, in.Key, err.Error(), true); merr != nil {
+		a.Metrics.Email("retry")
+		return SendEmailResult{}, fmt.Errorf("mark send %s failed: %w", in.Key, merr)
+	}
+	if email.IsHardBounce(err) {
+		if serr := a.CRM.Suppress(ctx, in.To, in.CustomerID, crm.ReasonBounced); serr != nil {
+			a.Metrics.Email("retry")
+			return SendEmailResult{}, fmt.Errorf("suppress bounced address of send %s: %w", in.Key, serr)
+		}
+		a.Metrics.Email("bounced")
+		return SendEmailResult{Status: SendBounced, Reason: err.Error()}, nil
+	}
+	a.Metrics.Email("failed")
+	return SendEmailResult{Status: SendFailed, Reason: err.Error()}, nil
 }

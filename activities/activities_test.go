@@ -78,89 +78,10 @@ func TestRecordEventsReturnsOnlyNewIDs(t *testing.T) {
 	e5 := ev("5", "login")
 	bad := ev("6", "")
 	_, err = f.recordEvents(activities.RecordEventsInput{CustomerID: id, Events: []activities.EventRecord{e5, bad}})
-	appErr := requireAppError(t, err, activities.ErrBadInput)
-	require.Contains(t, appErr.Error(), "events[1].type")
+	require.Contains(t, requireRejected(t, err), "events[1].type")
 	stored, err = f.store.EventsOf(f.ctx, id)
 	require.NoError(t, err)
 	require.Len(t, stored, 4, "nothing of the rejected batch is stored")
-}
-
-// ScoreLead scores the CRM profile under the campaign's rules: a referred
-// CTO of a big company is a better fit than a cold engineer of a small one,
-// and the reasons say why.
-func TestScoreLeadFromProfile(t *testing.T) {
-	t.Parallel()
-	f := newCRMFixture(t)
-	rules := f.camp.Scoring
-	sizePoints := func(size int) int {
-		for _, b := range rules.Fit.CompanySize {
-			if size >= b.Min {
-				return b.Points
-			}
-		}
-		return 0
-	}
-
-	hotID, hotAddr := customer("hot")
-	hot := contactFor(hotID, hotAddr)
-	hot.LeadSource, hot.Role, hot.CompanySize = crm.LeadReferral, "CTO", 1500
-	require.NoError(t, f.upsertContact(hot))
-
-	coldID, coldAddr := customer("cold")
-	cold := contactFor(coldID, coldAddr)
-	cold.LeadSource, cold.Role, cold.CompanySize = crm.LeadCold, "Engineer", 10
-	require.NoError(t, f.upsertContact(cold))
-
-	hotScore, err := f.scoreLead(hotID)
-	require.NoError(t, err)
-	wantHot := []campaign.Reason{
-		{Source: "source:referral", Points: rules.SourcePoints["referral"]},
-		{Source: "company_size", Points: sizePoints(1500)},
-		{Source: "role:cto", Points: rules.Fit.Roles["cto"]},
-	}
-	for _, r := range wantHot {
-		require.Positive(t, r.Points, "the campaign gives %s points", r.Source)
-	}
-	require.Equal(t, wantHot, hotScore.Reasons)
-	require.Equal(t, wantHot[0].Points+wantHot[1].Points+wantHot[2].Points, hotScore.Points)
-
-	coldScore, err := f.scoreLead(coldID)
-	require.NoError(t, err)
-	var wantCold []campaign.Reason
-	for _, r := range []campaign.Reason{
-		{Source: "source:cold", Points: rules.SourcePoints["cold"]},
-		{Source: "company_size", Points: sizePoints(10)},
-		{Source: "role:engineer", Points: rules.Fit.Roles["engineer"]},
-	} {
-		if r.Points != 0 { // zero contributions are not listed
-			wantCold = append(wantCold, r)
-		}
-	}
-	require.Equal(t, wantCold, coldScore.Reasons)
-	total := 0
-	for _, r := range wantCold {
-		total += r.Points
-	}
-	require.Equal(t, total, coldScore.Points)
-	require.Greater(t, hotScore.Points, coldScore.Points, "referral + CTO + big company beats cold + engineer")
-
-	// The shipped rules, spelled out: 25 + 15 + 10 against 0 + 0 + 3.
-	if rules.SourcePoints["referral"] == 25 && rules.Fit.Roles["cto"] == 10 && rules.Fit.Roles["engineer"] == 3 {
-		require.Equal(t, 50, hotScore.Points)
-		require.Equal(t, 3, coldScore.Points)
-	}
-
-	// A contact the CRM does not have can never score: non-retryable. A
-	// campaign version this worker lacks is retryable: during a rolling
-	// deploy a worker that has it takes over.
-	unknown, _ := customer("ghost")
-	_, err = f.scoreLead(unknown)
-	requireAppError(t, err, activities.ErrBadInput)
-	_, err = f.env().ExecuteActivity(f.acts.ScoreLead, activities.ScoreLeadInput{
-		CustomerID: hotID, CampaignID: campaignID, CampaignVersion: "v999",
-	})
-	requireRetryable(t, err)
-	require.Contains(t, err.Error(), "v999")
 }
 
 // EraseContact deletes the personal data everywhere in the CRM, keeps a
@@ -181,11 +102,10 @@ func TestEraseContactRemovesPersonalDataAndStopsMail(t *testing.T) {
 	welcome := f.marketingSend(id, addr)
 	require.Equal(t, activities.SendSent, f.mustSend(welcome).Status)
 	f.waitForOne(addr)
-	_, err = f.env().ExecuteActivity(f.acts.CreateTask, activities.TaskInput{
+	require.NoError(t, f.write(activities.CRMWrite{Task: &activities.TaskInput{
 		Key: id + "/task/1", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskFollowUp,
 		Title: "Call Ada " + c.LastName + " at " + c.Company,
-	})
-	require.NoError(t, err)
+	}}))
 	require.NotEmpty(t, f.rowsMentioning(addr), "the test has personal data to erase")
 
 	require.NoError(t, f.erase(id))
@@ -233,7 +153,7 @@ func TestEraseContactRemovesPersonalDataAndStopsMail(t *testing.T) {
 	// The person does not come back: a late upsert is refused for good,
 	// a late event is kept without data.
 	err = f.upsertContact(c)
-	requireAppError(t, err, activities.ErrBadInput)
+	require.Contains(t, requireRejected(t, err), "erased")
 	fresh, err := f.recordEvents(activities.RecordEventsInput{CustomerID: id, Events: []activities.EventRecord{{
 		ID: id + "/ev-2", Type: "login", At: time.Now().UTC(), Properties: map[string]any{"email": addr},
 	}}})
@@ -273,8 +193,8 @@ func TestSendAfterEraseStoresNoAddress(t *testing.T) {
 	f.requireNoMail(addr)
 }
 
-// Journey writes about an erased customer can never succeed: they fail at
-// once, non-retryably, instead of being retried forever.
+// Journey writes about an erased customer can never succeed: they are
+// refused for good at once instead of being retried forever.
 func TestWritesAboutErasedCustomerAreNotRetried(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
@@ -283,37 +203,26 @@ func TestWritesAboutErasedCustomerAreNotRetried(t *testing.T) {
 	require.NoError(t, f.erase(id))
 
 	now := time.Now().UTC()
-	for name, call := range map[string]func() error{
-		"RecordTransition": func() error {
-			_, err := f.env().ExecuteActivity(f.acts.RecordTransition, activities.TransitionInput{
-				Key: id + "/transition/9", CustomerID: id, From: campaign.StageTrial, To: campaign.StageNurture,
-				Reason: "trial ended", At: now,
-			})
-			return err
-		},
-		"RecordScore": func() error {
-			_, err := f.env().ExecuteActivity(f.acts.RecordScore, activities.ScoreInput{
-				Key: id + "/score/9", CustomerID: id, Score: 12, Behaviour: 2, Fit: 10, Reason: "login", At: now,
-			})
-			return err
-		},
-		"CreateHandoff": func() error {
-			_, err := f.env().ExecuteActivity(f.acts.CreateHandoff, activities.HandoffInput{
-				Key: id + "/handoff/1", CustomerID: id, Score: 70, OwnerEmail: "sales@acme.example",
-				Reasons: []campaign.Reason{{Source: "demo_requested", Points: 30}}, SLADue: now.Add(24 * time.Hour),
-			})
-			return err
-		},
-		"CreateTask": func() error {
-			_, err := f.env().ExecuteActivity(f.acts.CreateTask, activities.TaskInput{
-				Key: id + "/task/9", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskChurnWarning,
-				Title: "Call", DueAt: now.Add(72 * time.Hour),
-			})
-			return err
-		},
+	for name, w := range map[string]activities.CRMWrite{
+		"transition": {Transition: &activities.TransitionInput{
+			Key: id + "/transition/9", CustomerID: id, From: campaign.StageTrial, To: campaign.StageNurture,
+			Reason: "trial ended", At: now,
+		}},
+		"score": {Score: &activities.ScoreInput{
+			Key: id + "/score/9", CustomerID: id, Score: 12, Behaviour: 2, Fit: 10, Reason: "login", At: now,
+		}},
+		"handoff": {Handoff: &activities.HandoffInput{
+			Key: id + "/handoff/1", CustomerID: id, Score: 70, OwnerEmail: "sales@acme.example",
+			Reasons: []campaign.Reason{{Source: "demo_requested", Points: 30}}, SLADue: now.Add(24 * time.Hour),
+		}},
+		"task": {Task: &activities.TaskInput{
+			Key: id + "/task/9", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskChurnWarning,
+			Title: "Call", DueAt: now.Add(72 * time.Hour),
+		}},
+		"contact": {Contact: func() *activities.Contact { c := contactFor(id, addr); return &c }()},
 	} {
 		t.Run(name, func(t *testing.T) {
-			requireAppError(t, call(), activities.ErrBadInput)
+			require.Contains(t, requireRejected(t, f.write(w)), "erased")
 		})
 	}
 }
@@ -332,20 +241,16 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 		require.NoError(t, f.store.Pool().QueryRow(f.ctx, query, id).Scan(&n))
 		return n
 	}
-	run := func(fn any, arg any) error {
-		_, err := f.env().ExecuteActivity(fn, arg)
-		return err
-	}
 
 	tr := activities.TransitionInput{Key: id + "/transition/1", CustomerID: id, From: campaign.StageTrial,
 		To: campaign.StageNurture, Reason: "trial ended", At: now, CampaignID: campaignID, CampaignVersion: campaignVersion}
-	require.NoError(t, run(f.acts.RecordTransition, tr))
-	require.NoError(t, run(f.acts.RecordTransition, tr))
+	require.NoError(t, f.write(activities.CRMWrite{Transition: &tr}))
+	require.NoError(t, f.write(activities.CRMWrite{Transition: &tr}))
 	require.Equal(t, 1, count(`SELECT count(*) FROM stage_transitions WHERE customer_id = $1`))
 
 	sc := activities.ScoreInput{Key: id + "/score/1", CustomerID: id, Score: 38, Behaviour: 13, Fit: 25, Reason: "pricing_viewed", At: now}
-	require.NoError(t, run(f.acts.RecordScore, sc))
-	require.NoError(t, run(f.acts.RecordScore, sc))
+	require.NoError(t, f.write(activities.CRMWrite{Score: &sc}))
+	require.NoError(t, f.write(activities.CRMWrite{Score: &sc}))
 	require.Equal(t, 1, count(`SELECT count(*) FROM score_history WHERE customer_id = $1`))
 
 	got, err := f.store.GetContact(f.ctx, id)
@@ -356,8 +261,8 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	ho := activities.HandoffInput{Key: id + "/handoff/1", CustomerID: id, Score: 64, OwnerEmail: "sales@acme.example",
 		Reasons: []campaign.Reason{{Source: "demo_requested", Points: 30}, {Source: "pricing_viewed", Points: 10}},
 		SLADue:  now.Add(24 * time.Hour)}
-	require.NoError(t, run(f.acts.CreateHandoff, ho))
-	require.NoError(t, run(f.acts.CreateHandoff, ho))
+	require.NoError(t, f.write(activities.CRMWrite{Handoff: &ho}))
+	require.NoError(t, f.write(activities.CRMWrite{Handoff: &ho}))
 	require.Equal(t, 1, count(`SELECT count(*) FROM handoffs WHERE customer_id = $1`))
 	h, err := f.store.GetHandoff(f.ctx, ho.Key)
 	require.NoError(t, err)
@@ -365,18 +270,18 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	require.Equal(t, []crm.HandoffReason{{EventType: "demo_requested", Points: 30}, {EventType: "pricing_viewed", Points: 10}}, h.Reasons)
 
 	for _, status := range []string{crm.HandoffAccepted, crm.HandoffWon, crm.HandoffWon} {
-		require.NoError(t, run(f.acts.SetHandoffStatus, activities.HandoffStatusInput{Key: ho.Key, Status: status}))
+		require.NoError(t, f.write(activities.CRMWrite{HandoffStatus: &activities.HandoffStatusInput{Key: ho.Key, Status: status}}))
 	}
 	// A late escalation of a won deal is not an error and changes nothing.
-	require.NoError(t, run(f.acts.SetHandoffStatus, activities.HandoffStatusInput{Key: ho.Key, Status: crm.HandoffEscalated}))
+	require.NoError(t, f.write(activities.CRMWrite{HandoffStatus: &activities.HandoffStatusInput{Key: ho.Key, Status: crm.HandoffEscalated}}))
 	h, err = f.store.GetHandoff(f.ctx, ho.Key)
 	require.NoError(t, err)
 	require.Equal(t, crm.HandoffWon, h.Status)
 
 	task := activities.TaskInput{Key: id + "/task/1", CustomerID: id, OwnerEmail: "owner@acme.example",
 		Kind: crm.TaskChurnWarning, Title: "Call about inactivity", DueAt: now.Add(72 * time.Hour)}
-	require.NoError(t, run(f.acts.CreateTask, task))
-	require.NoError(t, run(f.acts.CreateTask, task))
+	require.NoError(t, f.write(activities.CRMWrite{Task: &task}))
+	require.NoError(t, f.write(activities.CRMWrite{Task: &task}))
 	require.Equal(t, 1, count(`SELECT count(*) FROM tasks WHERE customer_id = $1`))
 
 	// The same key for another customer.
@@ -384,63 +289,108 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	require.NoError(t, f.upsertContact(contactFor(otherID, otherAddr)))
 	stolen := tr
 	stolen.CustomerID = otherID
-	requireAppError(t, run(f.acts.RecordTransition, stolen), activities.ErrBadInput)
+	requireRejected(t, f.write(activities.CRMWrite{Transition: &stolen}))
 
 	// Invalid input never succeeds.
 	badStage := tr
 	badStage.Key, badStage.To = id+"/transition/2", "limbo"
-	requireAppError(t, run(f.acts.RecordTransition, badStage), activities.ErrBadInput)
-	requireAppError(t, run(f.acts.Suppress, activities.SuppressInput{CustomerID: id, Email: addr, Reason: "bored"}), activities.ErrBadInput)
+	requireRejected(t, f.write(activities.CRMWrite{Transition: &badStage}))
+	requireRejected(t, f.write(activities.CRMWrite{Suppress: &activities.SuppressInput{CustomerID: id, Email: addr, Reason: "bored"}}))
 
-	// No contact (a journey still pending, without a signup): waiting
-	// will not create one, so the journey is told at once.
-	nobody := tr
-	nobody.Key, nobody.CustomerID = "nobody/transition/1", "nobody-"+id
-	requireAppError(t, run(f.acts.RecordTransition, nobody), activities.ErrBadInput)
+	// No contact yet (a journey still pending, without a signup): the
+	// stage and score are kept on a new, empty contact (no address, no
+	// consent: in no audience) that the signup fills in.
+	pending := tr
+	pending.Key, pending.CustomerID, pending.To = "pending/transition/1", "pending-"+id, campaign.StageUnsubscribed
+	require.NoError(t, f.write(activities.CRMWrite{Transition: &pending}))
+	got, err = f.store.GetContact(f.ctx, pending.CustomerID)
+	require.NoError(t, err)
+	require.Equal(t, crm.StageUnsubscribed, got.Stage)
+	require.Empty(t, got.Email)
+	require.False(t, got.Consent)
 }
 
-// RegisterSignup does the three CRM writes of a signup in one activity; a
-// retry writes nothing twice and returns the same fit score.
-func TestRegisterSignupWritesContactAndTransitionOnce(t *testing.T) {
+// WriteCRM makes a journey's batch of writes in order, idempotently: a
+// signup's batch run twice writes each row once. A write refused for good
+// is listed and the rest of the batch goes on. An events write that asks
+// for it stops the batch when not all its events are new.
+func TestWriteCRMBatch(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
-	id, addr := customer("signup")
+	id, addr := customer("batch")
 	c := contactFor(id, addr)
-	tr := &activities.TransitionInput{Key: id + "/transition/1", CustomerID: id, From: campaign.StagePending,
-		To: campaign.StageTrial, Reason: "trial signup", At: time.Now().UTC().Truncate(time.Second),
-		CampaignID: campaignID, CampaignVersion: campaignVersion}
-	register := func() activities.FitScore {
-		v, err := f.env().ExecuteActivity(f.acts.RegisterSignup, activities.RegisterSignupInput{Contact: c, Transition: tr})
-		require.NoError(t, err)
-		var fit activities.FitScore
-		require.NoError(t, v.Get(&fit))
-		return fit
+	now := time.Now().UTC().Truncate(time.Second)
+	signup := []activities.CRMWrite{
+		{Contact: &c},
+		{Transition: &activities.TransitionInput{Key: id + "/j1/transition/1", CustomerID: id, From: campaign.StagePending,
+			To: campaign.StageTrial, Reason: "trial signup", At: now, CampaignID: campaignID, CampaignVersion: campaignVersion,
+			Journey: "j1", StageSeq: 1}},
+		{Score: &activities.ScoreInput{Key: id + "/j1/score/1", CustomerID: id, Score: 28, Fit: 28, Reason: "signup", At: now}},
 	}
-	first := register()
-	want, err := f.scoreLead(id)
-	require.NoError(t, err)
-	require.Equal(t, want, first, "the fit score of the profile just written")
-	require.Positive(t, first.Points)
-	require.Equal(t, first, register(), "a retry answers the same")
-
-	var contacts, transitions int
-	require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM contacts WHERE customer_id = $1`, id).Scan(&contacts))
-	require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM stage_transitions WHERE customer_id = $1`, id).Scan(&transitions))
-	require.Equal(t, 1, contacts)
-	require.Equal(t, 1, transitions)
+	for range 2 {
+		res, err := f.writeCRM(signup...)
+		require.NoError(t, err)
+		require.Equal(t, activities.WriteCRMResult{Done: 3}, res)
+	}
+	count := func(table string) int {
+		var n int
+		require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM `+table+` WHERE customer_id = $1`, id).Scan(&n))
+		return n
+	}
+	require.Equal(t, 1, count("contacts"))
+	require.Equal(t, 1, count("stage_transitions"))
+	require.Equal(t, 1, count("score_history"))
 	got, err := f.store.GetContact(f.ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, crm.StageTrial, got.Stage)
+	require.Equal(t, 28, got.Score, "segments select on the journey's score")
 
-	// A repeated signup (no stage change) only updates the profile.
-	c.Company = "Difference Engines plc"
-	tr = nil
-	register()
-	got, err = f.store.GetContact(f.ctx, id)
+	// A refused write in the middle: listed, and the batch goes on.
+	bad := activities.TransitionInput{Key: id + "/j1/transition/2", CustomerID: id, From: campaign.StageTrial, To: "limbo", At: now}
+	task := activities.TaskInput{Key: id + "/j1/task/1", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskFollowUp, Title: "Call"}
+	res, err := f.writeCRM(activities.CRMWrite{Transition: &bad}, activities.CRMWrite{Task: &task})
 	require.NoError(t, err)
-	require.Equal(t, "Difference Engines plc", got.Company)
-	require.NoError(t, f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM stage_transitions WHERE customer_id = $1`, id).Scan(&transitions))
-	require.Equal(t, 1, transitions)
+	require.Equal(t, 2, res.Done)
+	require.Len(t, res.Rejected, 1)
+	require.Equal(t, 0, res.Rejected[0].Index)
+	require.Equal(t, "transition", res.Rejected[0].Op)
+	require.Equal(t, 1, count("tasks"), "the write after the refused one was made")
+
+	// Events the log has already: the batch stops after the log write.
+	ev := activities.EventRecord{ID: "ev-1", Type: "email_opened", At: now}
+	_, err = f.recordEvents(activities.RecordEventsInput{CustomerID: id, Key: "run/1", Events: []activities.EventRecord{ev}})
+	require.NoError(t, err)
+	ev2 := activities.EventRecord{ID: "ev-2", Type: "pricing_viewed", At: now}
+	score := activities.ScoreInput{Key: id + "/j1/score/2", CustomerID: id, Score: 40, Fit: 28, Behaviour: 12, At: now}
+	res, err = f.writeCRM(
+		activities.CRMWrite{Events: &activities.RecordEventsInput{CustomerID: id, Key: "run/2", StopUnlessAllNew: true,
+			Events: []activities.EventRecord{ev, ev2}}},
+		activities.CRMWrite{Score: &score})
+	require.NoError(t, err)
+	require.True(t, res.Stopped)
+	require.Equal(t, 1, res.Done)
+	require.Equal(t, []string{"ev-2"}, res.New)
+	require.Equal(t, 1, count("score_history"), "the score computed on the wrong assumption was not written")
+	require.Equal(t, 2, count("events"), "the new event is in the log")
+}
+
+// Event ids are unique per customer: the same id from another customer is
+// another event.
+func TestEventIDsArePerCustomer(t *testing.T) {
+	t.Parallel()
+	f := newCRMFixture(t)
+	a, _ := customer("ida")
+	b, _ := customer("idb")
+	ev := []activities.EventRecord{{ID: "evt-1", Type: "pricing_viewed", At: time.Now().UTC()}}
+	ra, err := f.recordEvents(activities.RecordEventsInput{CustomerID: a, Key: "a/1", Events: ev})
+	require.NoError(t, err)
+	rb, err := f.recordEvents(activities.RecordEventsInput{CustomerID: b, Key: "b/1", Events: ev})
+	require.NoError(t, err)
+	require.Equal(t, []string{"evt-1"}, ra.New)
+	require.Equal(t, []string{"evt-1"}, rb.New, "another customer's event with the same id is new")
+	stored, err := f.store.EventsOf(f.ctx, b)
+	require.NoError(t, err)
+	require.Len(t, stored, 1)
 }
 
 // LoadCampaign returns the definition the journey records; a campaign this

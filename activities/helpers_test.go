@@ -154,46 +154,73 @@ func (f *fixture) mustSend(in activities.SendEmailInput) activities.SendEmailRes
 	return res
 }
 
+// writeCRM runs a batch of CRM writes through WriteCRM, as a journey does.
+func (f *fixture) writeCRM(writes ...activities.CRMWrite) (activities.WriteCRMResult, error) {
+	f.t.Helper()
+	v, err := f.env().ExecuteActivity(f.acts.WriteCRM, activities.WriteCRMInput{CustomerID: "test", Writes: writes})
+	if err != nil {
+		return activities.WriteCRMResult{}, err
+	}
+	var res activities.WriteCRMResult
+	require.NoError(f.t, v.Get(&res))
+	return res, nil
+}
+
+// errRejected stands for a write WriteCRM refused for good (listed in
+// WriteCRMResult.Rejected): it will not be retried.
+type errRejected struct{ reason string }
+
+func (e errRejected) Error() string { return "rejected: " + e.reason }
+
+// write makes one CRM write; errRejected when the CRM refused it for good.
+func (f *fixture) write(w activities.CRMWrite) error {
+	f.t.Helper()
+	res, err := f.writeCRM(w)
+	if err != nil {
+		return err
+	}
+	if len(res.Rejected) > 0 {
+		return errRejected{res.Rejected[0].Reason}
+	}
+	return nil
+}
+
+// requireRejected requires that a write was refused for good, and returns
+// the CRM's reason.
+func requireRejected(t *testing.T, err error) string {
+	t.Helper()
+	var r errRejected
+	require.ErrorAs(t, err, &r, "want a write the CRM refused for good")
+	return r.reason
+}
+
 func (f *fixture) upsertContact(c activities.Contact) error {
 	f.t.Helper()
-	_, err := f.env().ExecuteActivity(f.acts.UpsertContact, c)
-	return err
+	return f.write(activities.CRMWrite{Contact: &c})
 }
 
 func (f *fixture) suppress(in activities.SuppressInput) {
 	f.t.Helper()
-	_, err := f.env().ExecuteActivity(f.acts.Suppress, in)
-	require.NoError(f.t, err)
+	require.NoError(f.t, f.write(activities.CRMWrite{Suppress: &in}))
 }
 
 func (f *fixture) erase(customerID string) error {
 	f.t.Helper()
-	_, err := f.env().ExecuteActivity(f.acts.EraseContact, activities.EraseInput{CustomerID: customerID})
-	return err
+	return f.write(activities.CRMWrite{Erase: &activities.EraseInput{CustomerID: customerID}})
 }
 
+// recordEvents writes events to the log and answers which were new.
 func (f *fixture) recordEvents(in activities.RecordEventsInput) (activities.RecordEventsResult, error) {
 	f.t.Helper()
-	v, err := f.env().ExecuteActivity(f.acts.RecordEvents, in)
+	in.StopUnlessAllNew = true // so that the result lists the new ids
+	res, err := f.writeCRM(activities.CRMWrite{Events: &in})
 	if err != nil {
 		return activities.RecordEventsResult{}, err
 	}
-	var res activities.RecordEventsResult
-	require.NoError(f.t, v.Get(&res))
-	return res, nil
-}
-
-func (f *fixture) scoreLead(customerID string) (activities.FitScore, error) {
-	f.t.Helper()
-	v, err := f.env().ExecuteActivity(f.acts.ScoreLead, activities.ScoreLeadInput{
-		CustomerID: customerID, CampaignID: campaignID, CampaignVersion: campaignVersion,
-	})
-	if err != nil {
-		return activities.FitScore{}, err
+	if len(res.Rejected) > 0 {
+		return activities.RecordEventsResult{}, errRejected{res.Rejected[0].Reason}
 	}
-	var res activities.FitScore
-	require.NoError(f.t, v.Get(&res))
-	return res, nil
+	return activities.RecordEventsResult{New: res.New}, nil
 }
 
 // customer returns a new customer id and a recipient address no other test

@@ -17,11 +17,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifecycle_emails_total",
-			Help: "Journey emails by outcome: sent, duplicate (an earlier attempt sent it), suppressed, failed.",
+			Help: "Journey and broadcast emails by outcome: sent, duplicate (an earlier attempt sent it), suppressed, failed (refused for good), retry (a transient failure; sent again later).",
 		}, []string{"outcome"}),
 		crmWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifecycle_crm_writes_total",
-			Help: "CRM writes by operation and result (ok or error).",
+			Help: "CRM writes by operation and result: ok, error (retried later, nothing is dropped) or rejected (refused for good: bad input, an erased customer).",
 		}, []string{"op", "result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifecycle_crm_events_total",
@@ -48,6 +48,14 @@ func (m *Metrics) crmWrite(op string, err error) {
 		result = "error"
 	}
 	m.crmWrites.WithLabelValues(op, result).Inc()
+}
+
+// crmRejected counts a CRM write refused for good (bad input, an erased
+// customer): it is dropped, and the journey's timeline says so.
+func (m *Metrics) crmRejected(op string) {
+	if m != nil {
+		m.crmWrites.WithLabelValues(op, "rejected").Inc()
+	}
 }
 
 func (m *Metrics) eventsRecorded(fresh, total int) {

@@ -206,9 +206,10 @@ func TestConcurrentSendEmailSendsOnce(t *testing.T) {
 	require.Equal(t, 1, count)
 }
 
-// A recipient the SMTP server refuses (5xx) is a permanent failure: the
-// activity returns a "failed" result and no error, so Temporal does not
-// retry, and later attempts do not contact the server again.
+// A recipient the SMTP server refuses (5xx) is a hard bounce: the activity
+// returns a "bounced" result and no error, so Temporal does not retry, the
+// address goes on the suppression list (no later email, journey or
+// broadcast, tries it), and later attempts do not contact the server again.
 func TestRefusedRecipientFailsOnceWithoutRetry(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t, "--smtp-allowed-recipients", "^allowed@")
@@ -225,8 +226,15 @@ func TestRefusedRecipientFailsOnceWithoutRetry(t *testing.T) {
 	before := f.sender.Stats()
 	res, err := f.sendEmail(in)
 	require.NoError(t, err, "a permanent SMTP failure must not be an activity error")
-	require.Equal(t, activities.SendFailed, res.Status, "result %+v", res)
+	require.Equal(t, activities.SendBounced, res.Status, "result %+v", res)
 	require.Contains(t, res.Reason, "550", "the reason carries the SMTP reply")
+	suppressed, reason, err := f.store.IsSuppressed(f.ctx, addr)
+	require.NoError(t, err)
+	require.True(t, suppressed, "a hard bounce suppresses the address")
+	require.Equal(t, crm.ReasonBounced, reason)
+	other := f.marketingSend(id, addr)
+	other.Key += "/another-step"
+	require.Equal(t, activities.SendSuppressed, f.mustSend(other).Status, "no later email tries the address")
 	after := f.sender.Stats()
 	require.Equal(t, before.Failed+1, after.Failed, "one refused attempt")
 	require.Equal(t, before.Sent, after.Sent)

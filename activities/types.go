@@ -30,21 +30,6 @@ type Contact struct {
 	CampaignVersion    string `json:"campaign_version,omitempty"`
 }
 
-// ScoreLeadInput asks for the fit score of a contact under a campaign's
-// rules.
-type ScoreLeadInput struct {
-	CustomerID      string `json:"customer_id"`
-	CampaignID      string `json:"campaign_id"`
-	CampaignVersion string `json:"campaign_version"`
-}
-
-// RegisterSignupInput is a signup's CRM work in one activity: the contact,
-// and the stage change the signup makes (nil when it makes none).
-type RegisterSignupInput struct {
-	Contact    Contact          `json:"contact"`
-	Transition *TransitionInput `json:"transition,omitempty"`
-}
-
 // FitScore is the profile part of a lead score.
 type FitScore struct {
 	Points  int               `json:"points"`
@@ -69,6 +54,10 @@ type RecordEventsInput struct {
 	// retry with the same key is told the same ids are new, so events are
 	// never dropped as "already recorded" by their own earlier attempt.
 	Key string `json:"key,omitempty"`
+	// StopUnlessAllNew stops the batch of writes this one is in when not
+	// every event is new: the journey computed the writes after it on the
+	// assumption that they were, and computes them again (WriteCRMResult).
+	StopUnlessAllNew bool `json:"stop_unless_all_new,omitempty"`
 }
 
 // RecordEventsResult lists the event IDs the CRM had not seen before: the
@@ -99,6 +88,11 @@ type TransitionInput struct {
 	At              time.Time      `json:"at"`
 	CampaignID      string         `json:"campaign_id"`
 	CampaignVersion string         `json:"campaign_version"`
+	// Journey names the journey instance and StageSeq counts its stage
+	// changes (this one included): the send ledger cancels a marketing
+	// email planned in an earlier stage (crm.SendClaim).
+	Journey  string `json:"journey,omitempty"`
+	StageSeq int    `json:"stage_seq,omitempty"`
 }
 
 // SendEmailInput is one email of a journey step. Key is the idempotency key:
@@ -113,6 +107,11 @@ type SendEmailInput struct {
 	Template        string                `json:"template"`
 	Step            string                `json:"step"`
 	Data            campaign.TemplateData `json:"data"`
+	// Journey and StageSeq say where the email was planned (see
+	// TransitionInput): the ledger's claim cancels a marketing email whose
+	// stage the customer has left.
+	Journey  string `json:"journey,omitempty"`
+	StageSeq int    `json:"stage_seq,omitempty"`
 }
 
 // Send outcomes.
@@ -121,6 +120,8 @@ const (
 	SendDuplicate  = "duplicate"  // an earlier attempt already sent it
 	SendSuppressed = "suppressed" // unsubscribed, bounced or erased
 	SendFailed     = "failed"     // permanently refused; recorded, not retried
+	SendBounced    = "bounced"    // the server refused the recipient: a hard bounce, now suppressed
+	SendCancelled  = "cancelled"  // planned in a stage the customer has left
 )
 
 // SendEmailResult says what happened to a send.

@@ -125,7 +125,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	assert.GreaterOrEqual(t, v.Score, 60)
 	owner := s.WaitMail(t, "sales@acme.example", "New qualified lead: Ada "+id, 30*time.Second)
 	assert.Contains(t, owner.Subject, "Engines Ltd")
-	handoff, err := s.app.CRM.GetHandoff(ctx, id+"/handoff/2")
+	handoff, err := s.app.CRM.GetHandoff(ctx, id+"/"+v.Journey+"/handoff/2")
 	require.NoError(t, err, "handoff row written with the sales stage entry")
 	assert.GreaterOrEqual(t, handoff.Score, 60)
 	assert.NotEmpty(t, handoff.Reasons)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -562,15 +563,34 @@ func TestUnsubscribePostBadToken(t *testing.T) {
 	assert.Empty(t, h.temporal.sent())
 }
 
-func TestUnsubscribePostWithoutCRMIs503(t *testing.T) {
+// Without the CRM (down, or not configured) an unsubscribe still takes
+// effect through the customer's journey, which suppresses the address (its
+// CRM write waits for the database) and cancels pending sends. Only when
+// no journey takes the event is the answer 503: nothing would record it.
+func TestUnsubscribePostWithoutCRMGoesThroughTheJourney(t *testing.T) {
 	h := newHarness(t)
-	req := httptest.NewRequest(http.MethodPost, "/v1/unsubscribe?c=c1&t="+email.NewSigner(testUnsubSecret).Token("c1"),
-		strings.NewReader("List-Unsubscribe=One-Click"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	rec := h.serve(req)
+	post := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/v1/unsubscribe?c=c1&t="+email.NewSigner(testUnsubSecret).Token("c1"),
+			strings.NewReader("List-Unsubscribe=One-Click"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return h.serve(req)
+	}
+	h.temporal.running[workflows.JourneyID("c1")] = true
+	rec := post()
+	assert.Equal(t, http.StatusOK, rec.Code)
+	sent := h.temporal.sent()
+	require.Len(t, sent, 1)
+	assert.Equal(t, workflows.SignalEvent, sent[0].Name)
+	assert.Equal(t, "unsubscribe", sent[0].Arg.(workflows.Event).Type)
+
+	// The journey has ended: nothing would record the unsubscribe.
+	h.temporal.fail = func(string) error {
+		return &serviceerror.WorkflowExecutionAlreadyStarted{Message: "completed"}
+	}
+	delete(h.temporal.running, workflows.JourneyID("c1"))
+	rec = post()
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
-	assert.Empty(t, h.temporal.sent(), "the CRM comes first: no event without the suppression")
 }
 
 // --- health, logs --------------------------------------------------------
@@ -580,9 +600,15 @@ func TestHealthAndReadiness(t *testing.T) {
 	rec := h.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	assert.Equal(t, http.StatusOK, rec.Code)
 	rec = h.serve(httptest.NewRequest(http.MethodGet, "/readyz", nil))
-	assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "no CRM configured")
+	assert.Equal(t, http.StatusOK, rec.Code, "no CRM: signups and events are still accepted")
 	r := decode[Readiness](t, rec)
+	assert.Equal(t, "degraded", r.Status)
 	assert.Equal(t, map[string]string{"temporal": "ok", "crm": "unavailable"}, r.Checks)
+
+	h.temporal.health = errors.New("connection refused")
+	rec = h.serve(httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "no Temporal: nothing can be accepted")
+	assert.Equal(t, "unavailable", decode[Readiness](t, rec).Status)
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {

@@ -48,13 +48,18 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 // Readiness is the answer of GET /readyz.
 type Readiness struct {
-	Status string            `json:"status"` // "ready" or "unavailable"
-	Checks map[string]string `json:"checks"` // "temporal", "crm": "ok" or why not
+	// Status is "ready", "degraded" (the CRM database is away: signups and
+	// events are still accepted, unsubscribe pages may ask to retry) or
+	// "unavailable" (Temporal is away: nothing can be accepted).
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"` // "temporal", "crm": "ok" or "unavailable"
 }
 
-// readyz: GET /readyz — Temporal answers its health check and the CRM
-// pool pings. Details of failures go to the log, not to the (public)
-// answer.
+// readyz: GET /readyz — ready while Temporal answers its health check: that
+// is what signups and events need. A CRM database that does not ping makes
+// the API "degraded", still 200, so that a load balancer keeps sending it
+// the signups and events it can accept. Details of failures go to the log,
+// not to the (public) answer.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -71,7 +76,6 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				s.log.WarnContext(r.Context(), "readiness check failed", "check", name, "error", err)
 				res.Checks[name] = "unavailable"
-				res.Status = "unavailable"
 				return
 			}
 			res.Checks[name] = "ok"
@@ -88,7 +92,13 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		return s.crm.Pool().Ping(ctx)
 	})
 	wg.Wait()
-	if res.Status != "ready" {
+	switch {
+	case res.Checks["temporal"] != "ok":
+		res.Status = "unavailable"
+	case res.Checks["crm"] != "ok":
+		res.Status = "degraded"
+	}
+	if res.Status == "unavailable" {
 		s.setRetryAfter(w)
 		writeJSON(w, http.StatusServiceUnavailable, res)
 		return

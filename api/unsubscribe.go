@@ -133,13 +133,12 @@ func (s *server) postUnsubscribe(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.temporalContext(r)
 	defer cancel()
 
-	suppressed, erased, err := s.suppress(ctx, c)
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "unsubscribe: CRM suppression failed", "customer_id", c, "error", err)
-		s.setRetryAfter(w)
-		writePage(w, http.StatusServiceUnavailable, page{Title: "Please try again",
-			Message: "We could not process your request right now. Please try again in a minute."})
-		return
+	suppressed, erased, crmErr := s.suppress(ctx, c)
+	if crmErr != nil {
+		// The CRM is away: the journey's own suppression (its CRM writes
+		// wait for the database) and its cancelling of pending sends still
+		// stop the mail, if a journey takes the event.
+		s.log.WarnContext(r.Context(), "unsubscribe: CRM suppression failed; relying on the journey", "customer_id", c, "error", crmErr)
 	}
 	if erased {
 		// The customer's data is gone and the journey ended; there is
@@ -151,8 +150,8 @@ func (s *server) postUnsubscribe(w http.ResponseWriter, r *http.Request) {
 		ID: "unsubscribe-" + c, Type: "unsubscribe", At: s.now(),
 		Properties: map[string]any{"source": source},
 	}
-	err = s.starter.Events(ctx, c, ev)
-	if errors.Is(err, workflows.ErrJourneyEnded) {
+	err := s.starter.Events(ctx, c, ev)
+	if errors.Is(err, workflows.ErrJourneyEnded) && crmErr == nil {
 		// Unsubscribed before (a second click), or the journey ended
 		// otherwise: the CRM suppression above is what keeps mail away.
 		err = nil

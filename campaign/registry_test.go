@@ -162,7 +162,7 @@ func TestRegistryEmbedded(t *testing.T) {
 	require.NoError(t, r.LoadDir("campaigns"))
 }
 
-// The shipped campaign is what the brief asks for.
+// The shipped campaign covers every stage docs/product.md describes.
 func TestEmbeddedSaaSContent(t *testing.T) {
 	c := embeddedSaaS(t)
 	assert.Equal(t, "Acme Analytics", c.Product)

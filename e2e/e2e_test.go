@@ -63,13 +63,13 @@ func (s *stack) waitStage(t *testing.T, customerID, stage string, timeout time.D
 	return v
 }
 
-// clearHistories empties the current revision's set once per recording.
+// clearHistories empties the current release's set once per recording.
 var clearHistories sync.Once
 
 // recordHistories writes every run of a journey to
-// workflows/testdata/histories/logic-<revision>/<name>-<n>.json when
-// RECORD_HISTORIES=1 (the histories of older revisions stay: running
-// journeys of every revision must replay).
+// workflows/testdata/histories/<release>/<name>-<n>.json when
+// RECORD_HISTORIES=1 (the histories of older releases stay: running
+// journeys of every release must replay).
 func (s *stack) recordHistories(t *testing.T, customerID, name string) {
 	t.Helper()
 	if os.Getenv("RECORD_HISTORIES") != "1" {
@@ -81,7 +81,7 @@ func (s *stack) recordHistories(t *testing.T, customerID, name string) {
 		Query: fmt.Sprintf("WorkflowId = %q", workflows.JourneyID(customerID)),
 	})
 	require.NoError(t, err)
-	dir := filepath.Join("..", "workflows", "testdata", "histories", fmt.Sprintf("logic-%d", workflows.LogicRevision))
+	dir := filepath.Join("..", "workflows", "testdata", "histories", workflows.Release)
 	clearHistories.Do(func() {
 		old, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		for _, f := range old {

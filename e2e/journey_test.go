@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +56,8 @@ func TestSignupToOnboarding(t *testing.T) {
 	// The owner's mailbox is shared by every test: the unique name picks ours.
 	owner := s.WaitMail(t, "sales@acme.example", "New qualified lead: Ada "+id, 30*time.Second)
 	assert.Contains(t, owner.Subject, "Engines Ltd")
-	handoff, err := app.CRM.GetHandoff(ctx, id+"/handoff/2")
+	handoffKey := id + "/" + v.Journey + "/handoff/2"
+	handoff, err := app.CRM.GetHandoff(ctx, handoffKey)
 	require.NoError(t, err, "handoff row written with the sales stage entry")
 	assert.GreaterOrEqual(t, handoff.Score, 60)
 	require.NotEmpty(t, handoff.Reasons)
@@ -78,7 +80,7 @@ func TestSignupToOnboarding(t *testing.T) {
 	// frequency cap, in journey time).
 	s.WaitMail(t, id+"@e2e.example", "connect the rest of your data", 30*time.Second)
 
-	handoff, err = app.CRM.GetHandoff(ctx, id+"/handoff/2")
+	handoff, err = app.CRM.GetHandoff(ctx, handoffKey)
 	require.NoError(t, err)
 	assert.Equal(t, "won", handoff.Status)
 	contact, err = app.CRM.GetContact(ctx, id)
@@ -216,4 +218,57 @@ func TestEventsReachTheJourney(t *testing.T) {
 	})
 	err := st.Events(ctx, id, workflows.Event{ID: id + "-late", Type: "login", At: time.Now()})
 	require.ErrorIs(t, err, workflows.ErrJourneyEnded)
+}
+
+// TestSecondJourneySendsItsOwnWelcome: idempotency keys belong to a journey
+// instance, not to the customer. A customer whose journey ended (here an
+// operator terminated it) and who signs up again gets a new journey with
+// its own welcome and its own stage changes in the CRM.
+func TestSecondJourneySendsItsOwnWelcome(t *testing.T) {
+	s := newStack(t, 1)
+	app := s.StartWorker(t)
+	ctx := context.Background()
+	id := "e2e-" + testenv.RandomID(4)
+	st := s.starter()
+	signup := hotLead(id)
+	signup.LeadSource, signup.Role, signup.CompanySize = "cold", "engineer", 5
+	signup.TimeZone = stacktest.DaytimeZone(t)
+
+	_, err := st.Signup(ctx, signup)
+	require.NoError(t, err)
+	s.WaitMail(t, signup.Email, "your trial has started", 30*time.Second)
+	first := s.waitStage(t, id, "trial", 10*time.Second)
+	require.NoError(t, s.Client.TerminateWorkflow(ctx, workflows.JourneyID(id), "", "test: the first journey ends"))
+
+	_, err = st.Signup(ctx, signup)
+	require.NoError(t, err)
+	var second workflows.JourneyView
+	stacktest.WaitFor(t, 30*time.Second, "a second journey", func() (bool, string) {
+		second, err = workflows.State(ctx, s.Client, id)
+		if err != nil {
+			return false, err.Error()
+		}
+		return second.Journey != first.Journey && second.Stage == "trial", second.Journey + " " + string(second.Stage)
+	})
+	stacktest.WaitFor(t, 30*time.Second, "the second welcome", func() (bool, string) {
+		n := 0
+		for _, m := range s.Mails(t, "to:"+signup.Email) {
+			if strings.Contains(m.Subject, "your trial has started") {
+				n++
+			}
+		}
+		return n == 2, fmt.Sprintf("%d welcomes", n)
+	})
+	ids := map[string]bool{}
+	for _, m := range s.Mails(t, "to:"+signup.Email) {
+		if strings.Contains(m.Subject, "your trial has started") {
+			ids[m.MessageID] = true
+		}
+	}
+	assert.Len(t, ids, 2, "each journey's welcome has its own Message-ID")
+
+	var transitions int
+	require.NoError(t, app.CRM.Pool().QueryRow(ctx,
+		`SELECT count(*) FROM stage_transitions WHERE customer_id = $1 AND to_stage = 'trial'`, id).Scan(&transitions))
+	assert.Equal(t, 2, transitions, "both journeys' stage changes are in the CRM")
 }

@@ -96,7 +96,10 @@ func TestWorkerKilledMidBatchSendsEachEmailOnce(t *testing.T) {
 		}
 		assert.Len(t, ids, 2, "%s got %d welcomes", addr, len(ids))
 		assert.Equal(t, ids[0], ids[1], "%s got two welcomes with different Message-IDs: a real double send", addr)
-		key := fmt.Sprintf("k%02d-%s/saas-lifecycle@v1/trial#1/welcome", i, domain)
+		id := fmt.Sprintf("k%02d-%s", i, domain)
+		v, err := workflows.State(ctx, s.Client, id)
+		require.NoError(t, err)
+		key := fmt.Sprintf("%s/%s/saas-lifecycle@v1/trial#1/welcome", id, v.Journey)
 		send, err := store.GetSend(ctx, key)
 		require.NoError(t, err)
 		assert.Greater(t, send.Attempts, 1, "%s: a second send without a crash in between", addr)

@@ -58,12 +58,21 @@ export LIFECYCLE_REQUIRE_STACK=1
 if [ "${1:-}" = record-histories ]; then
 	# Deliberate workflow change: replace the recorded replay histories with
 	# fresh ones from the real dev server (see docs/journey.md).
-	# The recorder replaces the current logic revision's set only; older sets
-	# stay, as journeys of every revision may still be running.
-	echo "== recording replay histories into workflows/testdata/histories/logic-<current revision>" >&2
-	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce|TestEventAsUpdateWithStart' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
+	# The recorder replaces the current release's set only; older sets stay,
+	# as journeys of every release may still be running.
+	echo "== recording replay histories into workflows/testdata/histories/<current release>" >&2
+	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce|TestEventAsUpdateWithStart|TestOutage' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
 	exit "${PIPESTATUS[0]}"
 fi
 
 echo "== go test ./... (TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS SMTP_PORT=$SMTP_PORT)" >&2
 go test ./... -count=1 -timeout 15m 9>&-
+
+# A few seconds of fuzzing on top of the seeds that just ran: whatever the
+# API accepts must be stored by the CRM (real PostgreSQL), sent by the mailer
+# and accepted by the journey (api/fuzz_test.go). A failure fails the run
+# and leaves the input in api/testdata/fuzz/.
+for target in FuzzSignup FuzzEvent; do
+	echo "== fuzz $target (5s)" >&2
+	go test ./api -run '^$' -fuzz "^$target\$" -fuzztime 5s 9>&-
+done

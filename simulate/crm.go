@@ -77,6 +77,11 @@ type simCRM struct {
 	lastAskDue   time.Time
 }
 
+var (
+	_ activities.JourneyActivities = (*simCRM)(nil)
+	_ activities.CRMWriter         = (*simCRM)(nil)
+)
+
 func newSimCRM(reg *campaign.Registry, rec *recorder) *simCRM {
 	return &simCRM{reg: reg, rec: rec, events: map[string]bool{}, transitions: map[string]bool{},
 		sentKeys: map[string]bool{}, suppressed: map[string]string{}}
@@ -110,40 +115,15 @@ func (f *simCRM) UpsertContact(_ context.Context, in activities.Contact) error {
 	return nil
 }
 
-// ScoreLead computes the fit score from the profile, like the real one.
-func (f *simCRM) ScoreLead(_ context.Context, in activities.ScoreLeadInput) (activities.FitScore, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := f.reg.Get(in.CampaignID, in.CampaignVersion)
-	if err != nil {
-		return activities.FitScore{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrBadInput, err)
-	}
-	if !f.hasContact {
-		return activities.FitScore{}, temporal.NewNonRetryableApplicationError("no contact", activities.ErrBadInput, nil)
-	}
-	pts, reasons := c.Scoring.FitPoints(f.contact.LeadSource, f.contact.CompanySize, f.contact.Role)
-	return activities.FitScore{Points: pts, Reasons: reasons}, nil
+// WriteCRM makes a batch of CRM writes as the real activity does, with
+// the simulated CRM's writers.
+func (f *simCRM) WriteCRM(ctx context.Context, in activities.WriteCRMInput) (activities.WriteCRMResult, error) {
+	return activities.ApplyWrites(ctx, f, in)
 }
 
-// RegisterSignup is the three CRM steps of a signup, as the real activity
-// does them.
-func (f *simCRM) RegisterSignup(ctx context.Context, in activities.RegisterSignupInput) (activities.FitScore, error) {
-	if err := f.UpsertContact(ctx, in.Contact); err != nil {
-		return activities.FitScore{}, err
-	}
-	fit, err := f.ScoreLead(ctx, activities.ScoreLeadInput{
-		CustomerID: in.Contact.CustomerID, CampaignID: in.Contact.CampaignID, CampaignVersion: in.Contact.CampaignVersion,
-	})
-	if err != nil {
-		return activities.FitScore{}, err
-	}
-	if in.Transition != nil {
-		if err := f.RecordTransition(ctx, *in.Transition); err != nil {
-			return activities.FitScore{}, err
-		}
-	}
-	return fit, nil
-}
+// RecordScore keeps nothing: the timeline shows the journey's own score
+// notes.
+func (f *simCRM) RecordScore(context.Context, activities.ScoreInput) error { return nil }
 
 // RecordEvents is the event log: it answers which ids are new.
 func (f *simCRM) RecordEvents(_ context.Context, in activities.RecordEventsInput) (activities.RecordEventsResult, error) {

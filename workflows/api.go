@@ -2,14 +2,11 @@ package workflows
 
 import (
 	"errors"
-	"fmt"
-	"net/mail"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // Names callers use to talk to a journey (HTTP API, starter, CRM systems
@@ -33,14 +30,10 @@ const (
 // (signal-with-start).
 func JourneyID(customerID string) string { return "journey/" + customerID }
 
-var customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
-
-// ValidateCustomerID says why an id cannot name a journey.
+// ValidateCustomerID says why an id cannot name a journey
+// (customer.CheckCustomerID).
 func ValidateCustomerID(id string) error {
-	if !customerIDPattern.MatchString(id) {
-		return fmt.Errorf("customer_id %q: must be 1-128 characters of letters, digits and . _ : @ -", id)
-	}
-	return nil
+	return customer.CheckCustomerID("customer_id", id)
 }
 
 // Signup is a trial signup: who the customer is.
@@ -58,49 +51,20 @@ type Signup struct {
 	At          time.Time `json:"at,omitempty"`
 }
 
-// Validate names the first bad field.
+// Validate returns one *customer.FieldError per bad field (errors.Join),
+// named by its JSON name. The journey checks signals with it too, so what
+// the API accepts is what the journey accepts.
 func (s Signup) Validate() error {
-	var errs []error
-	if err := ValidateCustomerID(s.CustomerID); err != nil {
-		errs = append(errs, err)
-	}
-	if !bareAddress(s.Email) {
-		errs = append(errs, fmt.Errorf("email %q: must be a bare email address (name@domain)", s.Email))
-	}
-	if s.OwnerEmail != "" && !bareAddress(s.OwnerEmail) {
-		errs = append(errs, fmt.Errorf("owner_email %q: must be a bare email address (name@domain)", s.OwnerEmail))
-	}
-	for _, f := range [][2]string{{"first_name", s.FirstName}, {"last_name", s.LastName}, {"company", s.Company}, {"role", s.Role}} {
-		if strings.ContainsAny(f[1], "\r\n") {
-			errs = append(errs, fmt.Errorf("%s: must not contain line breaks", f[0]))
-		}
-	}
-	if s.TimeZone != "" {
-		if _, err := campaign.LoadLocation(s.TimeZone); err != nil {
-			errs = append(errs, fmt.Errorf("time_zone %q: unknown IANA time zone", s.TimeZone))
-		}
-	}
-	if s.LeadSource != "" && !validLeadSource(s.LeadSource) {
-		errs = append(errs, fmt.Errorf("lead_source %q: must be one of %s", s.LeadSource, strings.Join(LeadSources, ", ")))
-	}
-	if s.CompanySize < 0 {
-		errs = append(errs, fmt.Errorf("company_size %d: must not be negative", s.CompanySize))
-	}
-	return errors.Join(errs...)
-}
-
-// bareAddress accepts "name@domain" and nothing else: no display name, no
-// angle brackets, no line breaks (the CRM and the mailer require as much).
-func bareAddress(v string) bool {
-	a, err := mail.ParseAddress(v)
-	return err == nil && a.Name == "" && a.Address == v
+	return customer.Profile{
+		CustomerID: s.CustomerID, Email: s.Email, FirstName: s.FirstName, LastName: s.LastName,
+		Company: s.Company, Role: s.Role, CompanySize: s.CompanySize, TimeZone: s.TimeZone,
+		LeadSource: s.LeadSource, OwnerEmail: s.OwnerEmail,
+	}.Validate()
 }
 
 // LeadSources are the trust levels of where a lead came from, most trusted
-// first.
-var LeadSources = []string{"current_customer", "referral", "connected", "expert", "search_ads", "cold"}
-
-func validLeadSource(s string) bool { return slices.Contains(LeadSources, s) }
+// first (customer.LeadSources).
+var LeadSources = slices.Clone(customer.LeadSources)
 
 // Event is something that happened to a customer, pushed by a CRM or the
 // product. ID deduplicates: the same ID twice counts once.
@@ -111,19 +75,15 @@ type Event struct {
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
-// Validate names the bad field. Unknown types are valid here: the journey
-// records and ignores them, so a CRM sending a new type loses nothing.
+// Validate returns one *customer.FieldError per bad field (errors.Join):
+// id, type, properties. Unknown types are valid here: the journey records
+// and ignores them, so a CRM sending a new type loses nothing.
 func (e Event) Validate() error {
-	if strings.TrimSpace(e.ID) == "" {
-		return errors.New("id: must not be empty")
-	}
-	if len(e.ID) > 200 {
-		return fmt.Errorf("id: at most 200 characters (got %d)", len(e.ID))
-	}
-	if strings.TrimSpace(e.Type) == "" {
-		return errors.New("type: must not be empty")
-	}
-	return nil
+	return errors.Join(
+		customer.CheckEventID("id", e.ID),
+		customer.CheckEventType("type", e.Type),
+		customer.CheckProperties("properties", e.Properties),
+	)
 }
 
 // JourneyInput starts (or continues) a journey.
@@ -154,22 +114,35 @@ type JourneyResult struct {
 // JourneyView answers QueryState: why the journey is where it is and what it
 // will do next.
 type JourneyView struct {
-	CustomerID      string          `json:"customer_id"`
-	CampaignID      string          `json:"campaign_id"`
-	CampaignVersion string          `json:"campaign_version"`
-	Stage           campaign.Stage  `json:"stage"`
-	StageEnteredAt  time.Time       `json:"stage_entered_at"`
-	Score           int             `json:"score"`
-	FitScore        int             `json:"fit_score"`
-	BehaviourScore  int             `json:"behaviour_score"`
-	Threshold       int             `json:"threshold"`
-	TopReasons      []ScoreReason   `json:"top_reasons,omitempty"`
-	NextStep        string          `json:"next_step,omitempty"`
-	NextAt          time.Time       `json:"next_at,omitempty"`
-	MailSuppressed  bool            `json:"mail_suppressed,omitempty"`
-	JourneyNow      time.Time       `json:"journey_now"`
-	Run             int             `json:"run"`
-	Timeline        []TimelineEntry `json:"timeline"`
+	CustomerID string `json:"customer_id"`
+	// Journey names the customer's journey instance: the part of every
+	// idempotency key (CRM rows, the send ledger) after the customer id.
+	Journey         string         `json:"journey"`
+	CampaignID      string         `json:"campaign_id"`
+	CampaignVersion string         `json:"campaign_version"`
+	Stage           campaign.Stage `json:"stage"`
+	StageEnteredAt  time.Time      `json:"stage_entered_at"`
+	Score           int            `json:"score"`
+	FitScore        int            `json:"fit_score"`
+	BehaviourScore  int            `json:"behaviour_score"`
+	Threshold       int            `json:"threshold"`
+	TopReasons      []ScoreReason  `json:"top_reasons,omitempty"`
+	NextStep        string         `json:"next_step,omitempty"`
+	NextAt          time.Time      `json:"next_at,omitempty"`
+	MailSuppressed  bool           `json:"mail_suppressed,omitempty"`
+	// Sending is the email in flight, if any.
+	Sending string `json:"sending,omitempty"`
+	// CRMBacklog counts the CRM writes the CRM does not have yet; with
+	// CRMRetryAt and CRMError while the database is away.
+	CRMBacklog int       `json:"crm_backlog,omitempty"`
+	CRMRetryAt time.Time `json:"crm_retry_at,omitzero"`
+	CRMError   string    `json:"crm_error,omitempty"`
+	// WaitingFor says what keeps the journey from going on (a campaign
+	// version no worker has yet).
+	WaitingFor string          `json:"waiting_for,omitempty"`
+	JourneyNow time.Time       `json:"journey_now"`
+	Run        int             `json:"run"`
+	Timeline   []TimelineEntry `json:"timeline"`
 }
 
 // ScoreReason is one contribution to a lead score.

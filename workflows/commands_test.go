@@ -18,7 +18,7 @@ import (
 )
 
 // What a journey asks Temporal to do is what it costs (actions, history
-// events, server work): these tests pin the savings of logicLean.
+// events, server work): these tests pin it down.
 
 // commandLog records the activities and timers of a journey's runs.
 type commandLog struct {
@@ -58,10 +58,13 @@ func TestSignupIsOneRunWithOneActivityTheEmail(t *testing.T) {
 	r.run(r.input("one"), time.Hour)
 
 	assert.Equal(t, 1, r.runs, "the signup's stage change does not continue-as-new: the run loaded the newest campaign moments before")
-	assert.Equal(t, []string{"LoadCampaign", "RegisterSignup"}, log.local, "campaign and CRM: local activities")
+	assert.Equal(t, []string{"LoadCampaign", "WriteCRM"}, log.local, "campaign and CRM: local activities")
 	assert.Equal(t, []string{"SendEmail"}, log.activities, "the welcome email: the only regular activity")
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial}, r.fake.stages(), "the transition is recorded by RegisterSignup")
-	assert.Equal(t, 3, r.view.FitScore, "and the fit score comes back from it")
+	assert.Equal(t, []campaign.Stage{campaign.StageTrial}, r.fake.stages(), "the transition is recorded with the contact, in one batch")
+	assert.Equal(t, 3, r.view.FitScore, "the fit score is computed from the profile")
+	if assert.Len(t, r.fake.scores, 1) {
+		assert.Equal(t, 3, r.fake.scores[0].Score, "and the score is in the CRM")
+	}
 	assert.Equal(t, []string{"welcome:welcome"}, r.fake.templatesSent())
 }
 
@@ -85,7 +88,8 @@ func TestEngagementKeepsTheWaitTimer(t *testing.T) {
 
 	assert.Equal(t, 0, log.timersCanceled, "no event brought the next step (tips, day 1) forward")
 	assert.Equal(t, 1, log.timersStarted, "one timer, for the tips email")
-	assert.Equal(t, []string{"LoadCampaign", "RegisterSignup", "RecordEvents", "RecordEvents", "RecordEvents"}, log.local)
+	assert.Equal(t, []string{"LoadCampaign", "WriteCRM", "WriteCRM", "WriteCRM", "WriteCRM"}, log.local,
+		"each event: its log write and its score in one local activity")
 	assert.Equal(t, []string{"SendEmail"}, log.activities)
 	assert.Equal(t, 3+1+1+10, r.view.Score, "every event applied")
 }
@@ -119,7 +123,7 @@ func onUpsert(env *driver.Env, mu *sync.Mutex, record func(temporal.SearchAttrib
 
 func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
 	// Fit 3 (engineer) + opens of 1 point: 4, 5, 6, 7 → the attribute
-	// stays 0 (logicBanded moved it at 5), a pricing view (17) → 10.
+	// stays 0, a pricing view (17) → 10.
 	var mu sync.Mutex
 	var upserted []int64
 	r := newJourneyRun(t, monday).signup(0, coldLead("band"))
@@ -145,13 +149,7 @@ func TestLeadScoreSearchAttributeMovesInSteps(t *testing.T) {
 func TestVisibleScoreRoundsDownToAStep(t *testing.T) {
 	for score, want := range map[int]int64{0: 0, 9: 0, 10: 10, 43: 40, 59: 50, 60: 60, -1: -10, -10: -10} {
 		assert.Equal(t, want, VisibleScore(score), "score %d", score)
-		assert.Equal(t, want, visibleScore(logicBanded10, score), "score %d", score)
 	}
-	// Journeys keep the step of the revision they run.
-	for score, want := range map[int]int64{4: 0, 5: 5, 43: 40, 47: 45, -1: -5} {
-		assert.Equal(t, want, visibleScore(logicBanded, score), "logicBanded, score %d", score)
-	}
-	assert.Equal(t, int64(43), visibleScore(logicLean, 43), "logicLean: the exact score")
 }
 
 func TestSignupTaskUpsertsSearchAttributesOnce(t *testing.T) {
@@ -199,7 +197,7 @@ func TestStageIsVisibleBeforeTheHandoffEmailGoesOut(t *testing.T) {
 	// list the journey under sales while it is being sent.
 	var mu sync.Mutex
 	var order []string
-	r := newJourneyRun(t, monday).signup(0, hotLead("h2")).event(day, "e1", "pricing_viewed")
+	r := newJourneyRun(t, monday).signup(0, hotLead("h2")).event(day+time.Hour, "e1", "pricing_viewed")
 	r.onEnv = func(env *driver.Env) {
 		onUpsert(env, &mu, func(sa temporal.SearchAttributes) {
 			if v, ok := sa.GetKeyword(AttrStage); ok {
@@ -221,7 +219,7 @@ func TestStageIsVisibleBeforeTheHandoffEmailGoesOut(t *testing.T) {
 			order = append(order, "email "+in.Template)
 		})
 	}
-	r.run(r.input("h2"), day+time.Hour)
+	r.run(r.input("h2"), day+2*time.Hour)
 
 	mu.Lock()
 	defer mu.Unlock()

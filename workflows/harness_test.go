@@ -3,6 +3,8 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -38,8 +40,30 @@ type fakeCRM struct {
 	suppressed  map[string]string
 	erased      []string
 	contacts    []activities.Contact
-	fitPoints   int
+	scores      []activities.ScoreInput
+	// writes lists every CRM write made, in order (its Op).
+	writes []string
+
+	// Faults a test injects, by the test clock: the CRM is unreachable
+	// before crmDownUntil; a campaign version is missing before
+	// campaignMissingUntil; send (when set) decides a send's outcome
+	// before the fake's own rules (nil: go on as usual).
+	crmDownUntil         time.Time
+	campaignMissingUntil time.Time
+	crmAttempts          int
+	send                 func(in activities.SendEmailInput) *sendOutcome
 }
+
+// sendOutcome is what a test makes a send return.
+type sendOutcome struct {
+	res activities.SendEmailResult
+	err error
+}
+
+var (
+	_ activities.JourneyActivities = (*fakeCRM)(nil)
+	_ activities.CRMWriter         = (*fakeCRM)(nil)
+)
 
 type sent struct {
 	Key, To, Template, Step string
@@ -55,6 +79,12 @@ func newFakeCRM(t *testing.T) *fakeCRM {
 }
 
 func (f *fakeCRM) LoadCampaign(_ context.Context, in activities.LoadCampaignInput) (*campaign.Campaign, error) {
+	f.mu.Lock()
+	missing := f.now != nil && f.now().Before(f.campaignMissingUntil)
+	f.mu.Unlock()
+	if missing {
+		return nil, fmt.Errorf("load campaign: campaign %s version %q is not deployed", in.ID, in.Version)
+	}
 	if in.Latest || in.Version == "" {
 		return f.reg.Latest(in.ID)
 	}
@@ -68,37 +98,29 @@ func (f *fakeCRM) UpsertContact(_ context.Context, in activities.Contact) error 
 	return nil
 }
 
-func (f *fakeCRM) ScoreLead(_ context.Context, in activities.ScoreLeadInput) (activities.FitScore, error) {
+// WriteCRM makes a batch of writes as the real activity does, with the
+// fake's own writers.
+func (f *fakeCRM) WriteCRM(ctx context.Context, in activities.WriteCRMInput) (activities.WriteCRMResult, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := f.reg.Get(in.CampaignID, in.CampaignVersion)
-	if err != nil {
-		return activities.FitScore{}, err
-	}
-	last := f.contacts[len(f.contacts)-1]
-	pts, reasons := c.Scoring.FitPoints(last.LeadSource, last.CompanySize, last.Role)
-	f.fitPoints = pts
-	return activities.FitScore{Points: pts, Reasons: reasons}, nil
-}
-
-// RegisterSignup is the three CRM steps of a signup, as the real activity
-// does them.
-func (f *fakeCRM) RegisterSignup(ctx context.Context, in activities.RegisterSignupInput) (activities.FitScore, error) {
-	if err := f.UpsertContact(ctx, in.Contact); err != nil {
-		return activities.FitScore{}, err
-	}
-	fit, err := f.ScoreLead(ctx, activities.ScoreLeadInput{
-		CustomerID: in.Contact.CustomerID, CampaignID: in.Contact.CampaignID, CampaignVersion: in.Contact.CampaignVersion,
-	})
-	if err != nil {
-		return activities.FitScore{}, err
-	}
-	if in.Transition != nil {
-		if err := f.RecordTransition(ctx, *in.Transition); err != nil {
-			return activities.FitScore{}, err
+	f.crmAttempts++
+	down := f.now().Before(f.crmDownUntil)
+	if !down {
+		for _, w := range in.Writes {
+			f.writes = append(f.writes, w.Op())
 		}
 	}
-	return fit, nil
+	f.mu.Unlock()
+	if down {
+		return activities.WriteCRMResult{}, errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return activities.ApplyWrites(ctx, f, in)
+}
+
+func (f *fakeCRM) RecordScore(_ context.Context, in activities.ScoreInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scores = append(f.scores, in)
+	return nil
 }
 
 func (f *fakeCRM) RecordEvents(_ context.Context, in activities.RecordEventsInput) (activities.RecordEventsResult, error) {
@@ -130,6 +152,11 @@ func (f *fakeCRM) RecordTransition(_ context.Context, in activities.TransitionIn
 func (f *fakeCRM) SendEmail(_ context.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.send != nil {
+		if out := f.send(in); out != nil {
+			return out.res, out.err
+		}
+	}
 	c, err := f.reg.Get(in.CampaignID, in.CampaignVersion)
 	if err != nil {
 		return activities.SendEmailResult{}, err

@@ -248,13 +248,13 @@ func (p planner) category(template string) campaign.Category {
 	return campaign.Marketing
 }
 
-// key is the idempotency key of an email: customer, campaign version and
-// the step (with the stage entry counter, so a lead who returns to nurture
-// gets the sequence again under new keys).
+// key is the idempotency key of an email: customer, journey instance,
+// campaign version and the step (with the stage entry counter, so a lead
+// who returns to nurture gets the sequence again under new keys).
 func (p planner) key(step string) string {
 	return sendKey(p.s, step)
 }
 
 func sendKey(s *JourneyState, step string) string {
-	return fmt.Sprintf("%s/%s@%s/%s", s.CustomerID, s.CampaignID, s.CampaignVersion, step)
+	return fmt.Sprintf("%s/%s/%s@%s/%s", s.CustomerID, s.Journey, s.CampaignID, s.CampaignVersion, step)
 }

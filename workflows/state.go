@@ -1,9 +1,13 @@
 package workflows
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 )
 
@@ -16,12 +20,13 @@ const (
 // JourneyState is everything a journey carries across continue-as-new.
 // Every collection in it is bounded.
 type JourneyState struct {
-	// Logic is the revision of the journey's own logic this run follows
-	// (logicOriginal, logicLean...): fixed for a run, so its history replays
-	// the same way; every continue-as-new moves to the newest.
-	Logic int `json:"logic,omitempty"`
-
-	CustomerID      string  `json:"customer_id"`
+	CustomerID string `json:"customer_id"`
+	// Journey names this journey instance (from its first run's id): a
+	// customer whose journey ended and who signs up again gets a new one,
+	// and every idempotency key of the journey (emails, stage changes,
+	// handoffs, tasks, scores) carries it, so the second journey sends its
+	// own welcome.
+	Journey         string  `json:"journey"`
 	Contact         Contact `json:"contact"`
 	HasSignup       bool    `json:"has_signup"`
 	CampaignID      string  `json:"campaign_id"`
@@ -69,7 +74,61 @@ type JourneyState struct {
 	SeenEvents []string        `json:"seen_events,omitempty"`
 	Timeline   []TimelineEntry `json:"timeline,omitempty"`
 
+	// ScoreSeq counts the score changes written to the CRM (their keys).
+	ScoreSeq int `json:"score_seq,omitempty"`
+	// CRM is the journey's backlog of CRM writes (crmqueue.go).
+	CRM CRMBacklog `json:"crm"`
+
 	Run int `json:"run"`
+}
+
+// CRMBacklog holds the CRM writes a journey has decided on and the CRM does
+// not have yet, in order. It is empty but for the moments a write is in
+// flight, unless the database is away: then the writes wait here, carried
+// across continue-as-new, and are retried with backoff until they are in.
+type CRMBacklog struct {
+	Writes []activities.CRMWrite `json:"writes,omitempty"`
+	// RetryAt is when the next attempt is due (workflow time, not journey
+	// time: it is about a real database); zero when none failed.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	// Failures counts the attempts that failed since the last success.
+	Failures int `json:"failures,omitempty"`
+	// Since is when the first of those failed; LastError says why the last
+	// one did.
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// Deferred counts the writes at the head of Writes that were already
+	// counted as deferred in the lifecycle_crm_writes_deferred metric.
+	Deferred int `json:"deferred,omitempty"`
+}
+
+// clone is a copy of the state that shares nothing it could change: the
+// journey applies events to a clone before it knows whether the CRM has
+// seen them (handleEvents).
+func (s *JourneyState) clone() *JourneyState {
+	c := *s
+	c.FitReasons = slices.Clone(s.FitReasons)
+	c.Contributions = maps.Clone(s.Contributions)
+	c.RecentSends = slices.Clone(s.RecentSends)
+	c.SeenEvents = slices.Clone(s.SeenEvents)
+	c.Timeline = slices.Clone(s.Timeline)
+	c.CRM.Writes = slices.Clone(s.CRM.Writes)
+	return &c
+}
+
+// key is an idempotency key of this journey instance: the customer, the
+// journey and what it is about ("transition/3", "handoff/2"...).
+func (s *JourneyState) key(what string, n int) string {
+	return fmt.Sprintf("%s/%s/%s/%d", s.CustomerID, s.Journey, what, n)
+}
+
+// journeyTime maps an outside (real) timestamp onto the journey clock
+// (see the TimeScale of JourneyInput).
+func (s *JourneyState) journeyTime(t time.Time) time.Time {
+	if s.TimeScale <= 1 || t.IsZero() {
+		return t
+	}
+	return s.Epoch.Add(time.Duration(float64(t.Sub(s.Epoch)) * s.TimeScale))
 }
 
 // Contact is what a journey needs to address and personalise mail.

@@ -2,11 +2,12 @@
 // events from CRM and product systems into journeys, journey state, and the
 // one-click unsubscribe pages customers reach from emails. See docs/api.md.
 //
-// It reads the same environment as the worker (config.Load). It opens the
+// It reads the same environment as the worker (config.Load). It uses the
 // CRM database but does not migrate it: the worker owns the schema
-// (workerapp migrates at start). Temporal is dialled lazily, so the API
-// starts while Temporal is still coming up; /readyz reports it and requests
-// that need it answer 503 with Retry-After meanwhile. SIGINT/SIGTERM stop
+// (workerapp migrates at start). Temporal and PostgreSQL are both dialled
+// lazily, so the API starts while either is still coming up or away;
+// /readyz reports them, and requests that need Temporal answer 503 with
+// Retry-After meanwhile. SIGINT/SIGTERM stop
 // it gracefully: in-flight requests get 30 seconds to finish.
 package main
 
@@ -62,13 +63,19 @@ func run(campaignID string) error {
 	}
 	defer c.Close()
 
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	store, err := crm.Open(openCtx, cfg.DatabaseURL.Value())
-	cancel()
+	// The API starts without the database: signups and events go to
+	// Temporal, and only the unsubscribe pages, replay protection and
+	// /readyz use the CRM (each copes with it being away).
+	store, err := crm.Connect(cfg.DatabaseURL.Value())
 	if err != nil {
 		return fmt.Errorf("CRM database: %w", err)
 	}
 	defer store.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := store.Pool().Ping(pingCtx); err != nil {
+		logger.Warn("CRM database not reachable at start; serving anyway", "error", err)
+	}
+	cancel()
 
 	h := api.New(api.Options{
 		Starter: workflows.Starter{Client: c, TaskQueue: cfg.Temporal.TaskQueue, CampaignID: campaignID, TimeScale: cfg.TimeScale},
