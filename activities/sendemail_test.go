@@ -214,6 +214,8 @@ func TestRefusedRecipientFailsOnceWithoutRetry(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t, "--smtp-allowed-recipients", "^allowed@")
 	f := newFixtureWithMail(t, mp.SMTPAddr(), mp.APIURL())
+	reg := prometheus.NewRegistry()
+	f.acts.Metrics = activities.NewMetrics(reg)
 
 	// The private server works: an allowed recipient gets mail.
 	okID, _ := customer("allowed")
@@ -235,6 +237,7 @@ func TestRefusedRecipientFailsOnceWithoutRetry(t *testing.T) {
 	other := f.marketingSend(id, addr)
 	other.Key += "/another-step"
 	require.Equal(t, activities.SendSuppressed, f.mustSend(other).Status, "no later email tries the address")
+	require.Equal(t, 1.0, counterValue(t, reg, "lifecycle_emails_total", map[string]string{"outcome": "bounced"}))
 	after := f.sender.Stats()
 	require.Equal(t, before.Failed+1, after.Failed, "one refused attempt")
 	require.Equal(t, before.Sent, after.Sent)
@@ -265,12 +268,16 @@ func TestSMTPDownIsRetriedAndSendsOnce(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t)
 	f := newFixtureWithMail(t, mp.SMTPAddr(), mp.APIURL())
+	reg := prometheus.NewRegistry()
+	f.acts.Metrics = activities.NewMetrics(reg)
 	id, addr := customer("down")
 	in := f.marketingSend(id, addr)
 
 	mp.Stop()
 	_, err := f.sendEmail(in)
 	requireRetryable(t, err)
+	require.Equal(t, 1.0, counterValue(t, reg, "lifecycle_emails_total", map[string]string{"outcome": "retry"}),
+		"a transient failure counts as retry")
 	send, gerr := f.store.GetSend(f.ctx, in.Key)
 	require.NoError(t, gerr)
 	require.Equal(t, crm.SendFailed, send.Status)
@@ -287,6 +294,7 @@ func TestSMTPDownIsRetriedAndSendsOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, crm.SendSent, send.Status)
 	require.Equal(t, 2, send.Attempts)
+	require.Equal(t, 1.0, counterValue(t, reg, "lifecycle_emails_total", map[string]string{"outcome": "sent"}))
 }
 
 // Unsubscribed: marketing mail stops at once; transactional mail (the sales
