@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,8 +14,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
+	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/email"
 )
 
@@ -37,11 +38,47 @@ type Activities struct {
 	PublicBaseURL string
 	// From is the sender address, used to derive Message-IDs.
 	From string
-	// Concurrency is how many messages of a chunk are sent at once; set
-	// it to the SMTP pool size (0 means email.DefaultConnections). Two
-	// chunks overlap at their ends; the Sender's pool bounds the messages
-	// actually in flight.
+	// Concurrency is how many broadcast messages this worker sends at
+	// once; set it to the SMTP pool size (0 means
+	// email.DefaultConnections). It is also the bound on messages a crash
+	// can leave in doubt (accepted by SMTP, not yet recorded as sent).
 	Concurrency int
+	// Metrics counts every recipient's outcome in lifecycle_emails_total;
+	// nil counts nothing.
+	Metrics *activities.Metrics
+
+	initOnce sync.Once
+	// slots has Concurrency places; a message holds one from just before
+	// the SMTP server can accept it until the ledger records the outcome,
+	// so at most Concurrency messages are ever in doubt, across all pages.
+	slots chan struct{}
+	marks *markGroup
+}
+
+// Outcomes counted in lifecycle_emails_total (activities.Metrics.Email).
+const (
+	outcomeSent       = "sent"
+	outcomeDuplicate  = "duplicate"
+	outcomeSuppressed = "suppressed"
+	outcomeFailed     = "failed"
+	// outcomeBounced is a hard bounce: the address is now suppressed.
+	outcomeBounced = "bounced"
+	// outcomeRetry is a transient failure: the page's retry sends again.
+	outcomeRetry = "retry"
+)
+
+func (a *Activities) init() {
+	a.initOnce.Do(func() {
+		a.slots = make(chan struct{}, a.concurrency())
+		a.marks = newMarkGroup(a.CRM)
+	})
+}
+
+func (a *Activities) concurrency() int {
+	if a.Concurrency > 0 {
+		return a.Concurrency
+	}
+	return email.DefaultConnections
 }
 
 // Tuning of SendPage.
@@ -49,11 +86,6 @@ const (
 	// maxChunk is how many recipients are claimed in one ledger statement
 	// and then sent before the heartbeat position moves on.
 	maxChunk = 200
-	// markBatch and markEvery bound how long a sent message waits to be
-	// marked sent in the ledger: the crash window of a same-Message-ID
-	// resend.
-	markBatch = 64
-	markEvery = 20 * time.Millisecond
 	// leaseMargin is added to the heartbeat timeout for a claim's lease:
 	// after a crash the retry starts about a heartbeat timeout later and
 	// waits at most this long for the dead attempt's claims to lapse.
@@ -103,8 +135,11 @@ func badInput(err error) error {
 //     are waited for until their lease runs out.
 //  3. The claimed messages are sent over the pooled SMTP connections,
 //     Concurrency at a time, throttled to RatePerSecond, with the
-//     Message-ID derived from the send key and List-Unsubscribe headers;
-//     they are marked sent in small batches right after the SMTP replies.
+//     Message-ID derived from the send key and List-Unsubscribe headers.
+//     A sender starts its next message only once the ledger recorded the
+//     previous one as sent (group commit: the marks waiting at the same
+//     time go in one statement), so a crash leaves at most Concurrency
+//     messages in doubt.
 //  4. Once a chunk's sends are recorded, the position (last customer
 //     done) and the counts are heartbeated, so a retry after a crash
 //     resumes there.
@@ -133,11 +168,9 @@ func (a *Activities) SendPage(ctx context.Context, in PageInput) (PageResult, er
 		return PageResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("broadcast %s: %v", bi.BroadcastID, err), ErrTemplate, err)
 	}
+	a.init()
 	r := &pageRun{a: a, in: bi, c: c, tpl: tpl, log: activity.GetLogger(ctx), ctx: ctx}
-	r.conc = a.Concurrency
-	if r.conc <= 0 {
-		r.conc = email.DefaultConnections
-	}
+	r.conc = a.concurrency()
 	r.chunk = maxChunk
 	hbTimeout := activity.GetInfo(ctx).HeartbeatTimeout
 	if hbTimeout <= 0 {
@@ -197,16 +230,12 @@ func (a *Activities) SendPage(ctx context.Context, in PageInput) (PageResult, er
 		chunks = append(chunks, rows[start:min(start+size, len(rows))])
 	}
 	// Pipelined: while one chunk is being sent, the next one is rendered
-	// and claimed, so the SMTP connections never wait for the database.
-	// Sent messages are marked in the ledger by one marker for the page;
-	// the heartbeat position moves past a chunk only once its marks are
-	// written (a fence through the marker), so a resumed attempt never
-	// skips a recipient whose ledger row still says "claimed".
-	r.marks = newMarker(ctx, r.a.CRM, r.advance)
+	// and claimed, so the SMTP connections never wait for the page's
+	// claims. Every send is recorded before its sender goes on, so the
+	// heartbeat position can move past a chunk as soon as the chunk
+	// returns: a resumed attempt never skips a recipient whose ledger row
+	// still says "claimed".
 	err = r.run(ctx, chunks)
-	if merr := r.marks.close(); merr != nil && err == nil {
-		err = fmt.Errorf("broadcast %s: record sends in the ledger: %w", bi.BroadcastID, merr)
-	}
 	r.beat(ctx)
 	if err != nil {
 		return PageResult{}, err
@@ -231,15 +260,17 @@ type chunkDone struct {
 // run handles the chunks in order, two at a time: chunk k+1 is claimed
 // while chunk k sends, and starts sending while chunk k's last messages
 // are in flight, so the SMTP connections stay busy across chunk ends (the
-// Sender's pool bounds the messages in flight). A chunk is fenced into
-// the heartbeat position in order, once it completed. A chunk that must
-// wait for another attempt's claims is handled alone.
+// worker's send slots bound the messages in flight). The heartbeat
+// position moves past the chunks in order, each once it completed (its
+// sends are then recorded). A chunk that must wait for another attempt's
+// claims is handled alone.
 func (r *pageRun) run(ctx context.Context, chunks [][]crm.Recipient) (err error) {
 	var (
 		next <-chan prepared
 		prev *sending
 	)
-	// settle waits for the chunk sending in the background and fences it.
+	// settle waits for the chunk sending in the background and moves the
+	// position past it.
 	settle := func() error {
 		if prev == nil {
 			return nil
@@ -250,7 +281,7 @@ func (r *pageRun) run(ctx context.Context, chunks [][]crm.Recipient) (err error)
 		if d.err != nil {
 			return d.err
 		}
-		r.marks.fence(cursor, d.counts)
+		r.advance(cursor, d.counts)
 		return nil
 	}
 	defer func() {
@@ -290,7 +321,7 @@ func (r *pageRun) run(ctx context.Context, chunks [][]crm.Recipient) (err error)
 			if err != nil {
 				return err
 			}
-			r.marks.fence(cursor, counts)
+			r.advance(cursor, counts)
 			continue
 		}
 		if k+1 < len(chunks) {
@@ -343,8 +374,7 @@ type pageRun struct {
 	quiet      *campaign.QuietHours
 	defaultLoc *time.Location
 
-	ctx   context.Context
-	marks *marker
+	ctx context.Context
 	// halt stops every chunk of the page from starting new sends.
 	halt atomic.Bool
 
@@ -418,13 +448,10 @@ func (r *pageRun) isQuiet(rc crm.Recipient, now time.Time) bool {
 	return r.quiet.NextAllowed(now, loc).After(now)
 }
 
-// validAddress is the CRM's rule for an address (a bare address that
-// net/mail parses); a contact row written around the CRM's validation
-// could hold something else.
-func validAddress(v string) bool {
-	a, err := mail.ParseAddress(v)
-	return err == nil && a.Address == v && a.Name == ""
-}
+// validAddress is the CRM's rule for an address (customer.CheckEmail); a
+// contact row written around the CRM's validation could hold something
+// else.
+func validAddress(v string) bool { return customer.CheckEmail("email", v) == nil }
 
 // prepare renders the message for a recipient.
 func (r *pageRun) prepare(rc crm.Recipient) (job, error) {
@@ -475,16 +502,22 @@ func (r *pageRun) prepareChunk(ctx context.Context, rows []crm.Recipient) prepar
 	var p prepared
 	now := time.Now()
 	var jobs []job
+	m := r.a.Metrics
 	for _, rc := range rows {
+		// A failure recorded by an earlier attempt was counted in the
+		// metrics when it happened (as journey mail does); deferrals are
+		// not email outcomes.
 		switch rc.Skip {
 		case crm.SkipAlreadySent:
 			p.res.Duplicate++
+			m.Email(outcomeDuplicate)
 			continue
 		case crm.SkipFailed:
 			p.res.Failed++
 			continue
 		case crm.SkipSuppressed:
 			p.res.Suppressed++
+			m.Email(outcomeSuppressed)
 			continue
 		case crm.SkipFrequencyCap:
 			p.res.Deferred++
@@ -497,6 +530,7 @@ func (r *pageRun) prepareChunk(ctx context.Context, rows []crm.Recipient) prepar
 		if !validAddress(rc.Email) {
 			r.log.Warn("broadcast: contact has an invalid address; not sent", "customer_id", rc.CustomerID)
 			p.res.Failed++
+			m.Email(outcomeFailed)
 			continue
 		}
 		j, err := r.prepare(rc)
@@ -533,10 +567,12 @@ func (r *pageRun) claim(ctx context.Context, jobs []job, p *prepared) error {
 			p.send = append(p.send, jobs[i])
 		case crm.ClaimAlreadySent:
 			p.res.Duplicate++
+			r.a.Metrics.Email(outcomeDuplicate)
 		case crm.ClaimFailed:
-			p.res.Failed++
+			p.res.Failed++ // counted in the metrics when it failed
 		case crm.ClaimSuppressed:
 			p.res.Suppressed++
+			r.a.Metrics.Email(outcomeSuppressed)
 		case crm.ClaimInProgress:
 			p.wait = append(p.wait, jobs[i])
 			if o.LeaseUntil.After(p.waitUntil) {
@@ -594,33 +630,38 @@ func (r *pageRun) release(ctx context.Context, jobs []job) {
 	for i, j := range jobs {
 		keys[i] = j.key
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	wctx, cancel := ledgerContext(ctx)
 	defer cancel()
 	if err := r.a.CRM.MarkFailedBatch(wctx, keys, "not attempted: the page stopped early", false); err != nil {
 		r.log.Warn("broadcast: releasing claims failed; the retry waits for their lease", "error", err)
 	}
 }
 
-// send sends the claimed jobs, Concurrency at a time. Sent messages are
-// marked sent in small batches as they go; permanent failures are marked
-// failed and counted; after a transient failure (or cancellation) no new
-// send starts, the ones in flight finish, the claims that were not tried
-// are released, and an error is returned.
+// send sends the claimed jobs, Concurrency at a time. A message holds one
+// of the worker's slots from just before the server can accept it — the
+// mailer asks for the slot after the envelope's round trips, before the end
+// of the data (email.Message.BeforeEnd) — until the ledger has recorded it
+// as sent (group commit with the other senders). So at most Concurrency
+// messages are ever accepted and unrecorded, which is all a crash can leave
+// in doubt, while a sender goes on with its next message as soon as the
+// server accepted the last one. Permanent failures are marked failed and
+// counted; after a transient failure (or cancellation) no new send starts,
+// the ones in flight finish, the claims that were not tried are released,
+// and an error is returned. It returns once every send it made is recorded.
 func (r *pageRun) send(ctx context.Context, jobs []job) (sent, failed int, err error) {
 	if len(jobs) == 0 {
 		return 0, 0, nil
 	}
-	type outcome struct {
-		tried bool
-		err   error
-	}
-	results := make([]outcome, len(jobs))
+	tried := make([]bool, len(jobs))
 	var (
 		next     atomic.Int64
+		nSent    atomic.Int64
+		nFailed  atomic.Int64
 		stop     atomic.Bool
 		errOnce  sync.Once
 		firstErr error
 		wg       sync.WaitGroup
+		marks    sync.WaitGroup
 	)
 	fail := func(e error) {
 		stop.Store(true)
@@ -628,9 +669,7 @@ func (r *pageRun) send(ctx context.Context, jobs []job) (sent, failed int, err e
 		errOnce.Do(func() { firstErr = e })
 	}
 	for range min(r.conc, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for !stop.Load() && !r.halt.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= len(jobs) {
@@ -646,62 +685,37 @@ func (r *pageRun) send(ctx context.Context, jobs []job) (sent, failed int, err e
 					fail(fmt.Errorf("broadcast %s: %w", r.in.BroadcastID, err))
 					return
 				}
-				if r.marks.failing.Load() {
-					// Sends that cannot be recorded would be sent again
-					// by the retry: stop until the ledger works.
-					fail(fmt.Errorf("broadcast %s: the send ledger cannot record sends; stopping", r.in.BroadcastID))
+				tried[i] = true
+				switch err := r.sendOne(ctx, jobs[i], &marks, fail); {
+				case err == nil:
+					nSent.Add(1)
+				case errors.Is(err, errPermanent):
+					nFailed.Add(1)
+				default:
+					fail(err)
 					return
 				}
-				results[i].tried = true
-				err := r.a.Mail.Send(ctx, jobs[i].msg)
-				if err == nil {
-					// Into the ledger at once (batched by the marker):
-					// the only window for a same-Message-ID resend.
-					r.marks.add(crm.SentAt{Key: jobs[i].key, At: time.Now()})
-					continue
-				}
-				results[i].err = err
-				if !email.IsPermanent(err) {
-					fail(fmt.Errorf("broadcast %s: send %s: %w", r.in.BroadcastID, jobs[i].key, err))
-				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	var markErr error
+	marks.Wait()
 
-	// Ledger writes about sends that happened run even when the activity
-	// is being cancelled.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
-	defer cancel()
 	var untried []string
-	for i, o := range results {
-		switch {
-		case !o.tried:
+	for i, t := range tried {
+		if !t {
 			untried = append(untried, jobs[i].key)
-		case o.err == nil:
-			sent++
-		case email.IsPermanent(o.err):
-			failed++
-			if err := r.a.CRM.MarkFailed(wctx, jobs[i].key, o.err.Error(), true); err != nil && markErr == nil {
-				markErr = err
-			}
-		default:
-			// Transient: the next claim answers ClaimRetry. The message
-			// may have reached the server (the connection broke after
-			// the data went out); a resend carries the same Message-ID.
-			if err := r.a.CRM.MarkFailed(wctx, jobs[i].key, o.err.Error(), false); err != nil && markErr == nil {
-				markErr = err
-			}
 		}
 	}
+	var markErr error
 	if len(untried) > 0 {
 		// Released, so the retry claims them at once (ClaimRetry)
 		// instead of waiting for their lease.
-		if err := r.a.CRM.MarkFailedBatch(wctx, untried, "not attempted: the page stopped early", false); err != nil && markErr == nil {
-			markErr = err
-		}
+		wctx, cancel := ledgerContext(ctx)
+		markErr = r.a.CRM.MarkFailedBatch(wctx, untried, "not attempted: the page stopped early", false)
+		cancel()
 	}
+	sent, failed = int(nSent.Load()), int(nFailed.Load())
 	if firstErr != nil {
 		return sent, failed, firstErr
 	}
@@ -710,94 +724,158 @@ func (r *pageRun) send(ctx context.Context, jobs []job) (sent, failed int, err e
 		return sent, failed, fmt.Errorf("broadcast %s: %w", r.in.BroadcastID, errHalted)
 	}
 	if markErr != nil {
-		return sent, failed, fmt.Errorf("broadcast %s: record sends in the ledger: %w", r.in.BroadcastID, markErr)
+		return sent, failed, fmt.Errorf("broadcast %s: release unsent claims in the ledger: %w", r.in.BroadcastID, markErr)
 	}
 	return sent, failed, nil
 }
 
-// marker records sent messages in the ledger in small batches: at most
-// markBatch keys or markEvery after the SMTP reply. A fence flushes what
-// came before it and, when that worked, calls onFence.
-type marker struct {
-	store   *crm.Store
-	ctx     context.Context
-	ch      chan markItem
-	done    chan struct{}
-	onFence func(cursor string, counts PageResult)
-	err     error
-	// failing is set when a write failed: senders stop.
-	failing atomic.Bool
+// errPermanent marks a send the SMTP server refused for good (recorded).
+var errPermanent = errors.New("refused permanently")
+
+// ledgerContext is for ledger writes about sends that happened: they run
+// even when the activity is being cancelled (the message went out).
+func ledgerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 }
 
-type markItem struct {
-	sent   crm.SentAt
-	fence  bool
-	cursor string
-	counts PageResult
-}
-
-func newMarker(ctx context.Context, store *crm.Store, onFence func(string, PageResult)) *marker {
-	m := &marker{store: store, ctx: context.WithoutCancel(ctx), ch: make(chan markItem, markBatch),
-		done: make(chan struct{}), onFence: onFence}
-	go m.run()
-	return m
-}
-
-func (m *marker) add(s crm.SentAt) { m.ch <- markItem{sent: s} }
-
-// fence asks for onFence(cursor, counts) once every send added before is
-// recorded.
-func (m *marker) fence(cursor string, counts PageResult) {
-	m.ch <- markItem{fence: true, cursor: cursor, counts: counts}
-}
-
-func (m *marker) run() {
-	defer close(m.done)
-	t := time.NewTicker(markEvery)
-	defer t.Stop()
-	batch := make([]crm.SentAt, 0, markBatch)
-	flush := func() {
-		if len(batch) == 0 {
-			return
+// sendOne sends one message. A message the server accepted is recorded
+// as sent in the background (marks counts it; fail stops the page when the
+// ledger cannot record it) and sendOne returns nil; a permanent refusal is
+// recorded before it returns an error wrapping errPermanent (the page goes
+// on); any other error means the page must stop.
+func (r *pageRun) sendOne(ctx context.Context, j job, marks *sync.WaitGroup, fail func(error)) error {
+	m := r.a.Metrics
+	held := false
+	acquire := func() error {
+		if held {
+			return nil
 		}
-		ctx, cancel := context.WithTimeout(m.ctx, markTimeout)
-		defer cancel()
-		if err := m.store.MarkSentBatch(ctx, batch); err != nil {
-			m.failing.Store(true)
-			if m.err == nil {
-				m.err = err
-			}
-		}
-		batch = batch[:0]
-	}
-	for {
 		select {
-		case it, ok := <-m.ch:
-			if !ok {
-				flush()
-				return
-			}
-			if it.fence {
-				flush()
-				if m.err == nil && m.onFence != nil {
-					m.onFence(it.cursor, it.counts)
-				}
-				continue
-			}
-			batch = append(batch, it.sent)
-			if len(batch) >= markBatch {
-				flush()
-			}
-		case <-t.C:
-			flush()
+		case r.a.slots <- struct{}{}:
+			held = true
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
+	msg := j.msg
+	msg.BeforeEnd = acquire
+	err := r.a.Mail.Send(ctx, msg)
+	if err == nil {
+		// Counted as it went out: a message the ledger then fails to
+		// record is sent again by the retry, and counted again.
+		m.Email(outcomeSent)
+		if !held {
+			// A mailer that does not call BeforeEnd: take the slot now,
+			// so the ledger's writes still bound the sends in flight.
+			if err := acquire(); err != nil {
+				err = fmt.Errorf("broadcast %s: %w", r.in.BroadcastID, err)
+				fail(err)
+				return err
+			}
+		}
+		marks.Go(func() {
+			wctx, cancel := ledgerContext(ctx)
+			defer cancel()
+			err := r.a.marks.mark(wctx, crm.SentAt{Key: j.key, At: time.Now()})
+			<-r.a.slots
+			if err != nil {
+				// A send that cannot be recorded would be sent again by
+				// the retry: stop until the ledger works.
+				fail(fmt.Errorf("broadcast %s: record send %s in the ledger: %w", r.in.BroadcastID, j.key, err))
+			}
+		})
+		return nil
+	}
+	if held {
+		// Not accepted (or its outcome is unknown and recorded below as a
+		// transient failure): the slot is free again.
+		defer func() { <-r.a.slots }()
+	}
+	wctx, cancel := ledgerContext(ctx)
+	defer cancel()
+	if email.IsPermanent(err) {
+		if merr := r.a.CRM.MarkFailed(wctx, j.key, err.Error(), true); merr != nil {
+			return fmt.Errorf("broadcast %s: record permanent failure of %s in the ledger: %w", r.in.BroadcastID, j.key, merr)
+		}
+		if email.IsHardBounce(err) {
+			// The server refused the address itself: no journey or
+			// broadcast tries it again.
+			if serr := r.a.CRM.Suppress(wctx, j.rcpt.Email, j.rcpt.CustomerID, crm.ReasonBounced); serr != nil {
+				return fmt.Errorf("broadcast %s: suppress the bounced address of %s: %w", r.in.BroadcastID, j.key, serr)
+			}
+			m.Email(outcomeBounced)
+		} else {
+			m.Email(outcomeFailed)
+		}
+		return fmt.Errorf("broadcast %s: send %s: %w: %w", r.in.BroadcastID, j.key, errPermanent, err)
+	}
+	// Transient: recorded so that the retry claims it at once
+	// (ClaimRetry). The message may have reached the server (the
+	// connection broke after the data went out); a resend carries the
+	// same Message-ID.
+	m.Email(outcomeRetry)
+	if merr := r.a.CRM.MarkFailed(wctx, j.key, err.Error(), false); merr != nil {
+		r.log.Warn("broadcast: recording a transient failure failed; the retry waits for the claim's lease",
+			"send_key", j.key, "error", merr)
+	}
+	return fmt.Errorf("broadcast %s: send %s: %w", r.in.BroadcastID, j.key, err)
 }
 
-// close flushes what is left, runs the pending fences and reports the
-// first ledger error.
-func (m *marker) close() error {
-	close(m.ch)
-	<-m.done
-	return m.err
+// markGroup records sent messages in the ledger with group commit: a
+// sender waits until its mark is written, and the marks that arrive while
+// a write is in flight go together in the next statement. One per worker,
+// so concurrent pages share the statements too.
+type markGroup struct {
+	store *crm.Store
+
+	mu sync.Mutex
+	// idle is signalled when a write ends; only the leader of the open
+	// batch ever waits on it.
+	idle    *sync.Cond
+	writing bool
+	// open collects marks until its leader can write it.
+	open *markBatch
+}
+
+type markBatch struct {
+	sends []crm.SentAt
+	done  chan struct{}
+	err   error
+}
+
+func newMarkGroup(store *crm.Store) *markGroup {
+	g := &markGroup{store: store}
+	g.idle = sync.NewCond(&g.mu)
+	return g
+}
+
+// mark records s as sent and returns when the ledger holds it (or the
+// write failed). The caller's ctx bounds the write if it leads the batch.
+func (g *markGroup) mark(ctx context.Context, s crm.SentAt) error {
+	g.mu.Lock()
+	if b := g.open; b != nil {
+		b.sends = append(b.sends, s)
+		g.mu.Unlock()
+		<-b.done
+		return b.err
+	}
+	// Lead a new batch: wait for the write in flight, collecting whoever
+	// comes meanwhile, then write them all.
+	b := &markBatch{sends: []crm.SentAt{s}, done: make(chan struct{})}
+	g.open = b
+	for g.writing {
+		g.idle.Wait()
+	}
+	g.open, g.writing = nil, true
+	g.mu.Unlock()
+
+	b.err = g.store.MarkSentBatch(ctx, b.sends)
+	close(b.done)
+
+	g.mu.Lock()
+	g.writing = false
+	g.idle.Signal()
+	g.mu.Unlock()
+	return b.err
 }

@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
@@ -19,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
@@ -432,4 +435,139 @@ func TestSendPageFailureInOneChunkDoesNotSkipTheChunkBefore(t *testing.T) {
 		seen[m.To] = true
 	}
 	require.Equal(t, 40, r.Recipients(), "%+v", r)
+}
+
+// slotMailer accepts every message and, before each one, counts the
+// messages it accepted earlier that the ledger still holds as claimed:
+// the ones a crash at that moment would leave in doubt.
+type slotMailer struct {
+	t     *testing.T
+	store *crm.Store
+
+	mu         sync.Mutex
+	accepted   []string // send keys
+	maxInDoubt int
+}
+
+// Send does what the real mailer does around the end of the data: it
+// calls BeforeEnd, then the server accepts. At that moment it counts the
+// messages accepted before and not yet recorded as sent.
+func (m *slotMailer) Send(ctx context.Context, msg email.Message) error {
+	if msg.BeforeEnd == nil {
+		m.t.Error("a broadcast message without BeforeEnd: nothing bounds the messages in doubt")
+	} else if err := msg.BeforeEnd(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	keys := slices.Clone(m.accepted)
+	m.mu.Unlock()
+	var inDoubt int
+	err := m.store.Pool().QueryRow(ctx,
+		`SELECT count(*) FROM email_log WHERE send_key = ANY($1) AND status = 'claimed'`, keys).Scan(&inDoubt)
+	if err != nil {
+		m.t.Errorf("count the messages in doubt: %v", err)
+		return err
+	}
+	customerID, _, _ := strings.Cut(msg.To, "@")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maxInDoubt = max(m.maxInDoubt, inDoubt)
+	m.accepted = append(m.accepted, SendKey(customerID, "news-1"))
+	return nil
+}
+
+// When the server accepts a message, at most Concurrency-1 others have
+// been accepted and not yet recorded as sent, so a crash leaves at most
+// Concurrency messages in doubt — one per SMTP connection.
+func TestSendPageRecordsEachSendBeforeItsSenderGoesOn(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, 90, nil)
+	mail := &slotMailer{t: t, store: f.store}
+	f.acts.Mail = mail
+	f.acts.Concurrency = 3
+	r, err := f.page(t, pageInput(100), nil)
+	require.NoError(t, err)
+	require.Equal(t, 90, r.Sent)
+	require.Len(t, mail.accepted, 90)
+	require.LessOrEqual(t, mail.maxInDoubt, f.acts.Concurrency-1,
+		"messages accepted by SMTP and not yet recorded as sent when another one was accepted")
+	var claimed int
+	require.NoError(t, f.store.Pool().QueryRow(t.Context(),
+		`SELECT count(*) FROM email_log WHERE status <> 'sent'`).Scan(&claimed))
+	require.Zero(t, claimed, "every send recorded when the page returns")
+}
+
+// emailCounts reads lifecycle_emails_total by outcome, and its help text.
+func emailCounts(t *testing.T, reg *prometheus.Registry) (map[string]float64, string) {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	counts := map[string]float64{}
+	for _, mf := range families {
+		if mf.GetName() != "lifecycle_emails_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					counts[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		return counts, mf.GetHelp()
+	}
+	return counts, ""
+}
+
+// Every recipient's outcome counts in lifecycle_emails_total: sent,
+// duplicate (sent by an earlier attempt), suppressed, failed (refused for
+// good) and retry (a transient failure the page's retry sends again).
+func TestSendPageCountsEveryEmailInTheMetrics(t *testing.T) {
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	f.acts.Metrics = activities.NewMetrics(reg)
+	f.acts.Concurrency = 1 // in order: the page is one chunk of 5
+	f.seed(t, 5, nil)
+	require.NoError(t, f.store.Suppress(t.Context(), "c01@bc.test", "", crm.ReasonUnsubscribed))
+	var mu sync.Mutex
+	down := true
+	f.mail.fail = func(to string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case to == "c02@bc.test":
+			return &email.PermanentError{Code: 550, Err: errors.New("550 5.1.1 no such mailbox")}
+		case to == "c03@bc.test" && down:
+			return errors.New("421 4.3.2 service not available")
+		case to == "c04@bc.test":
+			return &email.PermanentError{Code: 550, EnhancedCode: "5.1.1", Recipient: true, Err: errors.New("550 5.1.1 user unknown")}
+		}
+		return nil
+	}
+
+	// c00 sent, c01 suppressed, c02 refused, c03 a transient failure that
+	// fails the attempt (c04 is not tried).
+	_, err := f.page(t, pageInput(10), nil)
+	require.Error(t, err)
+	counts, help := emailCounts(t, reg)
+	require.Equal(t, map[string]float64{"sent": 1, "suppressed": 1, "failed": 1, "retry": 1}, counts)
+
+	// The retry: c00 was sent by the first attempt, c02's failure was
+	// counted when it happened, c03 goes out, c04's address is refused
+	// (a hard bounce: suppressed from now on).
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	r, err := f.page(t, pageInput(10), nil)
+	require.NoError(t, err)
+	require.Equal(t, PageResult{Sent: 1, Duplicate: 1, Suppressed: 1, Failed: 2, NextCursor: "c04", Done: true, CampaignVersion: "v1"}, r)
+	counts, _ = emailCounts(t, reg)
+	require.Equal(t, map[string]float64{"sent": 2, "duplicate": 1, "suppressed": 2, "failed": 1, "retry": 1, "bounced": 1}, counts)
+	suppressed, reason, err := f.store.IsSuppressed(t.Context(), "c04@bc.test")
+	require.NoError(t, err)
+	require.True(t, suppressed, "a hard bounce suppresses the address")
+	require.Equal(t, crm.ReasonBounced, reason)
+	for outcome := range counts {
+		require.Contains(t, help, outcome, "the counter's help lists every outcome")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -49,6 +50,14 @@ type Message struct {
 	// Headers are extra headers; names must start with "X-" (e.g.
 	// X-Journey-Step, X-Campaign-Version).
 	Headers map[string]string
+	// BeforeEnd, when set, is called once the server has taken the
+	// envelope (MAIL FROM, RCPT TO, DATA) and before the end of the data,
+	// which is what makes the server accept the message; an error aborts
+	// the send, with nothing accepted. A caller that must record every
+	// accepted message before it lets another one be accepted (the
+	// broadcast's bound on messages a crash leaves in doubt) waits here,
+	// while the round trips before it overlap with its other work.
+	BeforeEnd func() error
 }
 
 // MessageIDFor derives the Message-ID for an idempotency key:
@@ -254,12 +263,28 @@ func build(m Message, from *mail.Address) (*gomail.Msg, error) {
 	}
 	switch {
 	case m.Text != "" && m.HTML != "":
-		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+		msg.SetBodyWriter(gomail.TypeTextPlain, bodyWriter(m.Text, m.BeforeEnd))
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	case m.Text != "":
-		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+		msg.SetBodyWriter(gomail.TypeTextPlain, bodyWriter(m.Text, m.BeforeEnd))
 	default:
-		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+		msg.SetBodyWriter(gomail.TypeTextHTML, bodyWriter(m.HTML, m.BeforeEnd))
 	}
 	return msg, nil
+}
+
+// bodyWriter writes the first body part, calling beforeEnd (when set)
+// first: go-mail writes the message after the server answered DATA, and
+// ends the data only once the whole message is written, so beforeEnd runs
+// after the envelope's round trips and before the server can accept.
+func bodyWriter(body string, beforeEnd func() error) func(io.Writer) (int64, error) {
+	return func(w io.Writer) (int64, error) {
+		if beforeEnd != nil {
+			if err := beforeEnd(); err != nil {
+				return 0, fmt.Errorf("email: before the end of the data: %w", err)
+			}
+		}
+		n, err := io.WriteString(w, body)
+		return int64(n), err
+	}
 }

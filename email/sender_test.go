@@ -680,3 +680,49 @@ func TestRefusedSenderIsPermanentButNoBounce(t *testing.T) {
 		t.Errorf("a refused sender is reported as a hard bounce of the recipient: %v", err)
 	}
 }
+
+// BeforeEnd runs once per send, after the server took the envelope and
+// before the end of the data: a refused recipient never reaches it, and an
+// error from it aborts the send with nothing delivered.
+func TestBeforeEndRunsBeforeTheServerAccepts(t *testing.T) {
+	mp := mailpittest.Start(t, "--smtp-allowed-recipients", `@allowed\.test$`)
+	s := newSender(t, mp.SMTPAddr(), func(c *email.Config) { c.Connections = 1 })
+	api := mailpit.New(mp.APIURL())
+	ctx := testCtx(t)
+
+	calls := 0
+	m := transactional("ada@allowed.test", "Hooked")
+	m.BeforeEnd = func() error {
+		calls++
+		// Nothing is accepted before the hook returns.
+		if found, err := api.Search(ctx, "to:ada@allowed.test"); err != nil || len(found) != 0 {
+			t.Errorf("the message was accepted before BeforeEnd returned (%d found, %v)", len(found), err)
+		}
+		return nil
+	}
+	if err := s.Send(ctx, m); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if calls != 1 {
+		t.Errorf("BeforeEnd ran %d times, want once", calls)
+	}
+	expectCount(t, api, "to:ada@allowed.test", 1)
+
+	refused := transactional("nobody@refused.test", "Refused")
+	refused.BeforeEnd = func() error { t.Error("BeforeEnd ran for a refused recipient"); return nil }
+	if err := s.Send(ctx, refused); !email.IsHardBounce(err) {
+		t.Errorf("refused recipient: %v, want a hard bounce", err)
+	}
+
+	aborted := transactional("bob@allowed.test", "Aborted")
+	aborted.BeforeEnd = func() error { return context.Canceled }
+	err := s.Send(ctx, aborted)
+	if err == nil || email.IsPermanent(err) {
+		t.Fatalf("aborted send: %v, want a retryable error", err)
+	}
+	expectCount(t, api, "to:bob@allowed.test", 0)
+	if err := s.Send(ctx, transactional("bob@allowed.test", "After the abort")); err != nil {
+		t.Fatalf("send after an aborted one: %v", err)
+	}
+	expectCount(t, api, "to:bob@allowed.test", 1)
+}

@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	w.RegisterActivityWithOptions(&broadcast.Activities{
 		CRM: store, Mail: sender, Campaigns: campaigns,
 		Signer: email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())), PublicBaseURL: cfg.PublicBaseURL,
-		From: cfg.SMTP.From, Concurrency: cfg.SMTP.Connections,
+		From: cfg.SMTP.From, Concurrency: cfg.SMTP.Connections, Metrics: metrics,
 	}, activity.RegisterOptions{Name: broadcast.ActivityPrefix})
 	logger.Info("worker assembled", "task_queue", cfg.Temporal.TaskQueue, "campaigns", campaigns.IDs())
 	return &App{Worker: w, CRM: store, Mail: sender, Campaigns: campaigns}, nil
@@ -92,8 +92,8 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 // worker's last sticky poll still reported a backlog, so the SDK keeps
 // every poller on the now-empty sticky queue for a whole long poll (about
 // a minute) and the moved tasks wait that long on the shared queue
-// (sdk-java#1858, temporal#4562). Measured: a 3,000-event burst applied in
-// 7.5 s, or in 71 s when this happened (docs/benchmarks.md). A worker that
+// (sdk-java#1858, temporal#4562): a burst of events is then applied a
+// minute late instead of within seconds. A worker that
 // dies without shutting down delays the tasks already on its sticky queue
 // by up to this long; tasks scheduled later go to the shared queue once its
 // sticky queue has had no poller for 10 s (server side).
