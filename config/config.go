@@ -133,9 +133,8 @@ type SMTP struct {
 	From     string `env:"SMTP_FROM" envDefault:"hello@lifecycle.example"`
 	FromName string `env:"SMTP_FROM_NAME" envDefault:"Lifecycle Demo"`
 	// Connections is how many SMTP connections a worker keeps open and
-	// sends on in parallel. 8 keeps a local Mailpit busy (a broadcast of
-	// 10,000 reached ~780/s with 8 against ~510-650/s with 4,
-	// docs/benchmarks.md); providers limit concurrent connections, so lower
+	// sends on in parallel: 8 keeps a local Mailpit busy (4 left it waiting
+	// on the round trips). Providers limit concurrent connections, so lower
 	// it to what yours allows.
 	Connections int           `env:"SMTP_CONNECTIONS" envDefault:"8"`
 	Timeout     time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`

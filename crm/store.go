@@ -97,10 +97,13 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // database on the same server and creates it. Two processes doing this at
 // once are fine: the loser's "already exists" is not an error.
 func EnsureDatabase(ctx context.Context, databaseURL string) error {
-	cfg, err := pgx.ParseConfig(databaseURL)
+	// Parsed as a pool's URL, so that pool settings in it (pool_max_conns)
+	// are not sent to the server as parameters.
+	poolCfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return fmt.Errorf("ensure database: parse database URL: %w", err)
 	}
+	cfg := poolCfg.ConnConfig
 	name := cfg.Database
 	if name == "" {
 		return fmt.Errorf("ensure database: %w", invalid("database_url", "names no database"))

@@ -97,7 +97,7 @@ func (s Starter) Events(ctx context.Context, customerID string, events ...Event)
 	// Nearly every event goes to a running journey: a plain signal costs
 	// the server less than signal-with-start, which validates the start
 	// options (search attributes, summary) on every call even when the
-	// journey runs (docs/benchmarks.md). Only when no journey runs does
+	// journey runs. Only when no journey runs does
 	// the event take the signal-with-start path, whose reuse policy tells
 	// an ended journey from one never started.
 	err := s.Client.SignalWorkflow(ctx, JourneyID(customerID), "", SignalEvent, payload)
