@@ -37,4 +37,4 @@ record-histories: ## re-record the replay histories (workflows/testdata/historie
 	scripts/test.sh record-histories
 
 bench: ## benchmarks on a stack of their own (Temporal :7263, Mailpit :1046/:8046), writes docs/benchmarks.md
-	bench/run.sh
+	tools/bench/run.sh

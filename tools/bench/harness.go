@@ -5,12 +5,17 @@
 // in the same run — the limits each figure is compared with (raw SMTP, no-op
 // workflows, pgx inserts).
 //
-// It is a command (bench/cmd/lifecycle-bench), run by `make bench`, rather
-// than `go test -bench` functions: the figures are rates, percentiles, bytes
-// and fractions of limits measured in one run against one stack, which
+// It is a command (cmd/lifecycle-bench), run by `make bench`, rather than
+// `go test -bench` functions: the figures are rates, percentiles, bytes and
+// fractions of limits measured in one run against one stack, which
 // testing.B's ns/op model does not carry; the run needs its own time budget
 // (go test's 10-minute default), a worker subprocess to read its RSS from
-// /proc, and it writes a report. Nothing here runs in `make test`.
+// /proc, and it writes a report. Nothing here runs in `make test`, which
+// only vets it.
+//
+// It is a module of its own (tools/bench, like the pinned tools beside it)
+// so that the product's module and its `go test ./...` carry none of it;
+// it builds against the product in this checkout (the replace in go.mod).
 package bench
 
 import (

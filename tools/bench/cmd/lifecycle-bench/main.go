@@ -1,6 +1,9 @@
 // Command lifecycle-bench measures the lifecycle product on a running local
 // stack and writes docs/benchmarks.md. `make bench` starts a stack of its
-// own for it (bench/run.sh); see docs/benchmarks.md.
+// own for it (tools/bench/run.sh); see docs/benchmarks.md.
+//
+// It runs in the repository root whatever directory it is started from:
+// its relative paths, the defaults among them, are relative to the root.
 package main
 
 import (
@@ -8,17 +11,19 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"github.com/acme/lifecycle/bench"
+	"github.com/acme/lifecycle/tools/bench"
 )
 
 func main() {
 	var cfg bench.Config
-	var phases string
+	var phases, root string
+	flag.StringVar(&root, "root", "", "repository root, which relative paths are relative to (default: the nearest directory up from the working directory whose go.mod is the product's)")
 	flag.StringVar(&cfg.TemporalAddress, "temporal", env("TEMPORAL_ADDRESS", "127.0.0.1:7263"), "Temporal frontend")
 	flag.StringVar(&cfg.SMTPAddr, "smtp", env("BENCH_SMTP", "127.0.0.1:1046"), "Mailpit SMTP address")
 	flag.StringVar(&cfg.MailpitURL, "mailpit", env("MAILPIT_API_URL", "http://127.0.0.1:8046"), "Mailpit HTTP API")
@@ -51,13 +56,18 @@ func main() {
 	flag.IntVar(&cfg.WorkflowPollers, "workflow-pollers", 0, "WORKER_WORKFLOW_POLLERS of every worker the run starts (0: the product's default)")
 	flag.BoolVar(&cfg.KeepDatabases, "keep-dbs", false, "keep the CRM databases the run created")
 	flag.Parse()
+	if err := chdirRoot(root); err != nil {
+		fmt.Fprintln(os.Stderr, "lifecycle-bench:", err)
+		os.Exit(2)
+	}
+	cfg.RootRelative()
 	cfg.Phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.Phases[p] = true
 		}
 	}
-	cfg.Command = "lifecycle-bench " + strings.Join(os.Args[1:], " ")
+	cfg.Command = commandLine(flag.CommandLine)
 	// One log format for the harness and its figures' windows.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,4 +83,41 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// chdirRoot changes into the repository root (dir, or the one found from
+// the working directory), so that the run finds docs/, .cache/ and .data/
+// when started elsewhere too, e.g. by `go run -C tools/bench`.
+func chdirRoot(dir string) error {
+	if dir == "" {
+		var err error
+		if dir, err = bench.FindRoot("."); err != nil {
+			return fmt.Errorf("repository root: %w (run inside the repository or pass -root)", err)
+		}
+	}
+	return os.Chdir(dir)
+}
+
+// commandLine is the run's command line for the report: the flags given,
+// with the values the run used (paths relative to the repository root) and
+// without the PostgreSQL password, since the report is committed.
+func commandLine(fs *flag.FlagSet) string {
+	parts := []string{"lifecycle-bench"}
+	fs.Visit(func(f *flag.Flag) {
+		v := f.Value.String()
+		switch f.Name {
+		case "root": // the machine's path; the report lives in the root anyway
+			return
+		case "postgres":
+			if u, err := url.Parse(v); err == nil {
+				v = u.Redacted()
+			}
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			parts = append(parts, "-"+f.Name+"="+v)
+		} else {
+			parts = append(parts, "-"+f.Name, v)
+		}
+	})
+	return strings.Join(parts, " ")
 }

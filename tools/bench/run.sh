@@ -4,15 +4,16 @@
 # stack), builds the worker and the benchmark command, runs it (it writes
 # docs/benchmarks.md), and takes the stack down again.
 #
-#   bench/run.sh          up, build, measure, down
-#   bench/run.sh keep     leave the stack up afterwards (then: bench/run.sh down)
-#   bench/run.sh down     stop the bench stack
+#   tools/bench/run.sh          up, build, measure, down
+#   tools/bench/run.sh keep     leave the stack up afterwards (then: tools/bench/run.sh down)
+#   tools/bench/run.sh down     stop the bench stack
 #
 # BENCH_FLAGS are passed to lifecycle-bench (e.g. BENCH_FLAGS='-phases
-# signups -signups 1000'); `go run ./bench/cmd/lifecycle-bench -h` lists them.
+# signups -signups 1000'); `go run -C tools/bench ./cmd/lifecycle-bench -h`
+# lists them.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 export STACK=test
 export TEMPORAL_PORT=${BENCH_TEMPORAL_PORT:-7263} TEMPORAL_UI_PORT=${BENCH_TEMPORAL_UI_PORT:-8263}
@@ -35,7 +36,9 @@ fi
 scripts/stack.sh up
 
 mkdir -p "$STACK_DATA_DIR/bin"
-go build -o "$STACK_DATA_DIR/bin/" ./worker ./bench/cmd/lifecycle-bench
+go build -o "$STACK_DATA_DIR/bin/" ./worker
+# The harness is a module of its own (tools/bench/go.mod).
+go build -C tools/bench -o "$STACK_DATA_DIR/bin/" ./cmd/lifecycle-bench
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
 "$STACK_DATA_DIR/bin/lifecycle-bench" \
 	-temporal "127.0.0.1:$TEMPORAL_PORT" -smtp "127.0.0.1:$MAILPIT_SMTP_PORT" -mailpit "http://127.0.0.1:$MAILPIT_HTTP_PORT" \
