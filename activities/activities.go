@@ -1,15 +1,18 @@
-// Package activities are the journey's side effects: the campaign
-// definition, the CRM in PostgreSQL (WriteCRM: a batch of writes in order)
-// and email over SMTP (SendEmail). Every activity is idempotent — a retry
-// after a crash never sends a second email or writes a second row —
-// because each write is keyed by a business key the workflow derives
-// deterministically (send key, transition key, event id).
+// Package activities are the workflows' side effects: for the journey the
+// campaign definition, the CRM in PostgreSQL (WriteCRM: a batch of writes
+// in order) and email over SMTP (SendEmail); for a broadcast a page of its
+// segment (BroadcastSendPage). Both send through one protocol, package
+// sendonce. Every activity is idempotent — a retry after a crash never
+// sends a second email or writes a second row — because each write is
+// keyed by a business key the workflow derives deterministically (send
+// key, transition key, event id).
 package activities
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -18,6 +21,7 @@ import (
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
+	"github.com/acme/lifecycle/sendonce"
 )
 
 // Error types the workflow treats as non-retryable.
@@ -26,17 +30,33 @@ const (
 	ErrTemplate = "TemplateError" // a template does not render
 )
 
-// Activities holds what the activities need; one per worker.
+// Activities holds what the activities need; one per worker. Register it
+// with worker.RegisterActivity: every exported method is an activity.
 type Activities struct {
-	CRM       *crm.Store
-	Mail      *email.Sender
+	CRM *crm.Store
+	// Mail sends the messages; *email.Sender (pooled SMTP) in production.
+	Mail      sendonce.Mailer
 	Campaigns *campaign.Registry
 	Signer    email.Signer
 	// PublicBaseURL is where unsubscribe links point.
 	PublicBaseURL string
 	// From is the sender address, used to derive Message-IDs.
-	From    string
-	Metrics *Metrics
+	From string
+	// Concurrency is how many broadcast messages the worker sends at once
+	// (sendonce.New): the SMTP pool size, and the bound on messages a
+	// crash can leave in doubt. 0 means email.DefaultConnections.
+	Concurrency int
+	Metrics     *Metrics
+
+	sendOnce sync.Once
+	outbox   *sendonce.Sender
+}
+
+// sender is the worker's one send protocol, shared by journey mail and
+// broadcast pages (and with it the broadcasts' send slots).
+func (a *Activities) sender() *sendonce.Sender {
+	a.sendOnce.Do(func() { a.outbox = sendonce.New(a.CRM, a.Mail, a.Concurrency, a.Metrics) })
+	return a.outbox
 }
 
 func badInput(op string, err error) error {
@@ -81,18 +101,15 @@ func (a *Activities) LoadCampaign(_ context.Context, in LoadCampaignInput) (*cam
 	return c.WithoutTemplateBodies(), nil
 }
 
-// SendEmail sends one journey email exactly once per key:
-//
-//  1. render the template (a template that does not render is a
-//     non-retryable error naming the template);
-//  2. claim the key in the CRM send ledger — a key already sent, failed or
-//     suppressed is never sent again; in the same transaction the claim
-//     checks that the customer may still be mailed: the suppression list,
-//     an erase, and for marketing mail a later stage of the journey (a
-//     purchase while this send waited or retried cancels it);
-//  3. send over the pooled SMTP connections with a Message-ID derived from
-//     the key;
-//  4. mark it sent straight after the SMTP reply.
+// SendEmail sends one journey email exactly once per key: it renders the
+// template (a template that does not render is a non-retryable error naming
+// the template) and hands the email to the send protocol
+// (sendonce.Sender.Send): claim the key in the CRM send ledger — which
+// also checks that the customer may still be mailed: the suppression list,
+// an erase, and for marketing mail a later stage of the journey (a purchase
+// while this send waited or retried cancels it) — send over the pooled
+// SMTP connections with a Message-ID derived from the key, mark it sent
+// straight after the SMTP reply.
 //
 // Permanent SMTP failures (5xx) are recorded and returned as a result, not
 // an error, so the workflow moves on without a retry storm; a refused
@@ -104,18 +121,18 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	if err != nil {
 		// Retryable, like LoadCampaign: during a rolling deploy another
 		// worker that has this version picks the send up; no step is lost.
-		a.Metrics.Email("retry")
+		a.Metrics.Email(string(sendonce.Retry))
 		return SendEmailResult{}, fmt.Errorf("send email: %w", err)
 	}
 	data := in.Data
 	unsubscribe := ""
-	if tpl, ok := c.Templates[in.Template]; ok && tpl.Category != campaign.Transactional {
+	if tpl, ok := c.Templates[in.Template]; ok && tpl.IsMarketing() {
 		unsubscribe = a.Signer.UnsubscribeURL(a.PublicBaseURL, in.CustomerID)
 		data.UnsubscribeURL = unsubscribe
 	}
 	r, err := c.Render(in.Template, data)
 	if err != nil {
-		a.Metrics.Email("failed")
+		a.Metrics.Email(string(sendonce.Failed))
 		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTemplate, err)
 	}
 	messageID := email.MessageIDFor(in.Key, a.From)
@@ -123,73 +140,40 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	if info := activity.GetInfo(ctx); info.StartToCloseTimeout > 0 {
 		lease = info.StartToCloseTimeout + 5*time.Second
 	}
-	claim, err := a.CRM.ClaimSend(ctx, crm.SendClaim{
-		Key: in.Key, CustomerID: in.CustomerID, Email: in.To, Template: in.Template,
-		Category: string(r.Category), MessageID: messageID, Lease: lease,
-		Journey: in.Journey, StageSeq: in.StageSeq,
+	res, err := a.sender().Send(ctx, sendonce.Letter{
+		Claim: crm.SendClaim{
+			Key: in.Key, CustomerID: in.CustomerID, Email: in.To, Template: in.Template,
+			Category: string(r.Category), MessageID: messageID, Lease: lease,
+			Journey: in.Journey, StageSeq: in.StageSeq,
+		},
+		Message: email.Message{
+			MessageID: messageID, To: in.To, ToName: in.ToName, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
+			UnsubscribeURL: unsubscribe, Category: string(r.Category),
+			Headers: map[string]string{"X-Journey-Step": in.Step, "X-Campaign": in.CampaignID + "@" + in.CampaignVersion},
+		},
 	})
+	if errors.Is(err, sendonce.ErrRefused) {
+		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
+	}
 	if err != nil {
-		if !isPermanent(crmError("", err)) {
-			a.Metrics.Email("retry")
-		}
-		return SendEmailResult{}, crmError("claim send "+in.Key, err)
+		return SendEmailResult{}, err
 	}
-	switch claim {
-	case crm.ClaimAlreadySent:
-		a.Metrics.Email("duplicate")
-		return SendEmailResult{Status: SendDuplicate, MessageID: messageID}, nil
-	case crm.ClaimFailed:
-		return SendEmailResult{Status: SendFailed, Reason: "failed permanently earlier"}, nil
-	case crm.ClaimSuppressed:
-		a.Metrics.Email("suppressed")
-		return SendEmailResult{Status: SendSuppressed, Reason: "address suppressed or customer erased"}, nil
-	case crm.ClaimCancelled:
-		a.Metrics.Email("cancelled")
-		return SendEmailResult{Status: SendCancelled, Reason: "the customer left the stage it was planned in"}, nil
-	case crm.ClaimInProgress:
-		a.Metrics.Email("retry")
-		return SendEmailResult{}, fmt.Errorf("send %s: another attempt is in flight; retry later", in.Key)
+	out := SendEmailResult{Reason: res.Reason}
+	switch res.Outcome {
+	case sendonce.Sent:
+		out.Status, out.MessageID = SendSent, messageID
+	case sendonce.Duplicate:
+		out.Status, out.MessageID = SendDuplicate, messageID
+	case sendonce.Suppressed:
+		out.Status = SendSuppressed
+	case sendonce.Cancelled:
+		out.Status = SendCancelled
+	case sendonce.Bounced:
+		out.Status = SendBounced
+	case sendonce.Failed:
+		out.Status = SendFailed
+	default:
+		return SendEmailResult{}, fmt.Errorf("send %s: unexpected outcome %q", in.Key, res.Outcome)
 	}
-	err = a.Mail.Send(ctx, email.Message{
-		MessageID: messageID, To: in.To, ToName: in.ToName, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
-		UnsubscribeURL: unsubscribe, Category: string(r.Category),
-		Headers: map[string]string{"X-Journey-Step": in.Step, "X-Campaign": in.CampaignID + "@" + in.CampaignVersion},
-	})
-	if err != nil {
-		return a.sendFailed(ctx, in, err)
-	}
-	// Mark at once: the window between the SMTP reply and this write is the
-	// only one in which a crash can cause a second (same Message-ID) send.
-	if err := a.CRM.MarkSent(ctx, in.Key, time.Now()); err != nil {
-		a.Metrics.Email("retry")
-		return SendEmailResult{}, fmt.Errorf("mark send %s sent: %w", in.Key, err)
-	}
-	a.Metrics.Email("sent")
-	return SendEmailResult{Status: SendSent, MessageID: messageID}, nil
-}
-
-// sendFailed records a failed send. A refused recipient (a hard bounce)
-// also suppresses the address, so no later email, journey or broadcast,
-// tries it again; other permanent failures are recorded for this key only;
-// transient ones are retried by Temporal.
-func (a *Activities) sendFailed(ctx context.Context, in SendEmailInput, err error) (SendEmailResult, error) {
-	if !email.IsPermanent(err) {
-		a.Metrics.Email("retry")
-		_ = a.CRM.MarkFailed(ctx, in.Key, err.Error(), false)
-		return SendEmailResult{}, fmt.Errorf("send %s: %w", in.Key, err)
-	}
-	if merr := a.CRM.MarkFailed(ctx, in.Key, err.Error(), true); merr != nil {
-		a.Metrics.Email("retry")
-		return SendEmailResult{}, fmt.Errorf("mark send %s failed: %w", in.Key, merr)
-	}
-	if email.IsHardBounce(err) {
-		if serr := a.CRM.Suppress(ctx, in.To, in.CustomerID, crm.ReasonBounced); serr != nil {
-			a.Metrics.Email("retry")
-			return SendEmailResult{}, fmt.Errorf("suppress bounced address of send %s: %w", in.Key, serr)
-		}
-		a.Metrics.Email("bounced")
-		return SendEmailResult{Status: SendBounced, Reason: err.Error()}, nil
-	}
-	a.Metrics.Email("failed")
-	return SendEmailResult{Status: SendFailed, Reason: err.Error()}, nil
+	return out, nil
 }

@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/acme/lifecycle/broadcast"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/workflows"
 )
 
 // scheduleIDPrefix namespaces the schedules starter manages: schedule
@@ -99,8 +99,8 @@ func (a *app) scheduleCreateCmd() *cobra.Command {
 				ID:   scheduleID(name),
 				Spec: client.ScheduleSpec{CronExpressions: []string{cronExpr}, TimeZoneName: zone},
 				Action: &client.ScheduleWorkflowAction{
-					ID:            broadcast.WorkflowID(name),
-					Workflow:      broadcast.WorkflowName,
+					ID:            workflows.BroadcastWorkflowID(name),
+					Workflow:      workflows.BroadcastWorkflowName,
 					Args:          []any{in},
 					TaskQueue:     a.cfg.Temporal.TaskQueue,
 					StaticSummary: fmt.Sprintf("Scheduled broadcast %s: %s", name, describeInput(in)),
@@ -126,7 +126,7 @@ func (a *app) scheduleCreateCmd() *cobra.Command {
 			next := nextTimes(ctx, h, sched, loc, 3)
 			fmt.Fprintf(out, "  next      %s\n", strings.Join(next, ", "))
 			fmt.Fprintf(out, "  sends     %s\n", describeInput(in))
-			fmt.Fprintf(out, "  workflow  %s-<scheduled time> on task queue %s; a run that fails pauses the schedule\n", broadcast.WorkflowID(name), a.cfg.Temporal.TaskQueue)
+			fmt.Fprintf(out, "  workflow  %s-<scheduled time> on task queue %s; a run that fails pauses the schedule\n", workflows.BroadcastWorkflowID(name), a.cfg.Temporal.TaskQueue)
 			fmt.Fprintf(out, "  note      every run sends as broadcast %q: a contact gets it at most once from this schedule;\n", name)
 			fmt.Fprintf(out, "            later runs reach contacts who newly match the segment (see starter schedule --help)\n")
 			return nil
@@ -194,18 +194,18 @@ type scheduleInfo struct {
 	Runs     int            `json:"runs"`
 	Sends    *scheduleSends `json:"sends,omitempty"`
 
-	input *broadcast.Input
+	input *workflows.BroadcastInput
 }
 
 // scheduleSends is what a schedule's runs send.
 type scheduleSends struct {
-	CampaignID        string            `json:"campaign_id"`
-	CampaignVersion   string            `json:"campaign_version,omitempty"`
-	Template          string            `json:"template"`
-	Segment           broadcast.Segment `json:"segment"`
-	RatePerSecond     int               `json:"rate_per_second,omitempty"`
-	PageSize          int               `json:"page_size,omitempty"`
-	RespectQuietHours bool              `json:"respect_quiet_hours,omitempty"`
+	CampaignID        string                     `json:"campaign_id"`
+	CampaignVersion   string                     `json:"campaign_version,omitempty"`
+	Template          string                     `json:"template"`
+	Segment           workflows.BroadcastSegment `json:"segment"`
+	RatePerSecond     int                        `json:"rate_per_second,omitempty"`
+	PageSize          int                        `json:"page_size,omitempty"`
+	RespectQuietHours bool                       `json:"respect_quiet_hours,omitempty"`
 }
 
 func (a *app) scheduleListCmd() *cobra.Command {
@@ -272,7 +272,7 @@ func (a *app) listSchedules(ctx context.Context) ([]scheduleInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
-		if !strings.HasPrefix(e.ID, scheduleIDPrefix) || e.WorkflowType.Name != broadcast.WorkflowName {
+		if !strings.HasPrefix(e.ID, scheduleIDPrefix) || e.WorkflowType.Name != workflows.BroadcastWorkflowName {
 			continue
 		}
 		info := scheduleInfo{Name: strings.TrimPrefix(e.ID, scheduleIDPrefix), ID: e.ID, Paused: e.Paused, Note: e.Note, Next: e.NextActionTimes}
@@ -323,7 +323,7 @@ func fillScheduleInfo(info *scheduleInfo, d *client.ScheduleDescription) {
 	if act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok && len(act.Args) == 1 {
 		// Describe returns the action's arguments as payloads.
 		if p, ok := act.Args[0].(*commonpb.Payload); ok {
-			var in broadcast.Input
+			var in workflows.BroadcastInput
 			if err := converter.GetDefaultDataConverter().FromPayload(p, &in); err == nil {
 				info.input = &in
 				info.Sends = &scheduleSends{CampaignID: in.CampaignID, CampaignVersion: in.CampaignVersion, Template: in.Template,

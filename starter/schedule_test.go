@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/acme/lifecycle/broadcast"
 	"github.com/acme/lifecycle/internal/testenv"
+	"github.com/acme/lifecycle/workflows"
 )
 
 // temporalClient points starter at the test Temporal, on a task queue of
@@ -78,10 +78,10 @@ func TestScheduleCreateListPauseDelete(t *testing.T) {
 	assert.Equal(t, "09:00", next.Format("15:04"))
 	act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
 	require.True(t, ok)
-	assert.Equal(t, broadcast.WorkflowName, act.Workflow)
-	assert.Equal(t, broadcast.WorkflowID(name), act.ID)
+	assert.Equal(t, workflows.BroadcastWorkflowName, act.Workflow)
+	assert.Equal(t, workflows.BroadcastWorkflowID(name), act.ID)
 	assert.Equal(t, os.Getenv("TEMPORAL_TASK_QUEUE"), act.TaskQueue)
-	var in broadcast.Input
+	var in workflows.BroadcastInput
 	require.Len(t, act.Args, 1)
 	p, ok := act.Args[0].(*commonpb.Payload)
 	require.True(t, ok, "describe returns the arguments as payloads")
@@ -164,18 +164,18 @@ func TestLaunchBroadcastStartsOnceAndFollowsNothingRunning(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := c.TerminateWorkflow(ctx, broadcast.WorkflowID(id), "", "test cleanup"); err != nil {
-			t.Logf("terminate %s: %v", broadcast.WorkflowID(id), err)
+		if err := c.TerminateWorkflow(ctx, workflows.BroadcastWorkflowID(id), "", "test cleanup"); err != nil {
+			t.Logf("terminate %s: %v", workflows.BroadcastWorkflowID(id), err)
 		}
 	})
 	code, stdout, stderr := cli(t, "launch", "broadcast", "--id", id, "--template", "holiday_midyear", "--stage", "active", "--rate", "10")
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "broadcast "+id+" started: template holiday_midyear of saas-lifecycle")
-	assert.Contains(t, stdout, "workflow  "+broadcast.WorkflowID(id))
+	assert.Contains(t, stdout, "workflow  "+workflows.BroadcastWorkflowID(id))
 
-	desc, err := c.DescribeWorkflowExecution(t.Context(), broadcast.WorkflowID(id), "")
+	desc, err := c.DescribeWorkflowExecution(t.Context(), workflows.BroadcastWorkflowID(id), "")
 	require.NoError(t, err)
-	assert.Equal(t, broadcast.WorkflowName, desc.GetWorkflowExecutionInfo().GetType().GetName())
+	assert.Equal(t, workflows.BroadcastWorkflowName, desc.GetWorkflowExecutionInfo().GetType().GetName())
 
 	code, _, stderr = cli(t, "launch", "broadcast", "--id", id, "--template", "holiday_midyear", "--stage", "active")
 	assert.Equal(t, exitFailed, code)

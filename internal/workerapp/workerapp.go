@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/lifecycle/activities"
-	"github.com/acme/lifecycle/broadcast"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
@@ -70,17 +68,14 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	worker.SetStickyWorkflowCacheSize(cfg.Temporal.WorkflowCacheSize)
 	w := worker.New(c, cfg.Temporal.TaskQueue, WorkerOptions(cfg.Temporal))
 	w.RegisterWorkflowWithOptions(workflows.CustomerJourney, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.BroadcastWorkflow, workflow.RegisterOptions{Name: workflows.BroadcastWorkflowName})
+	// One set of activities for journeys and broadcasts: they share the
+	// send protocol, and with it the broadcasts' send slots.
 	w.RegisterActivity(&activities.Activities{
 		CRM: store, Mail: sender, Campaigns: campaigns,
 		Signer: email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())), PublicBaseURL: cfg.PublicBaseURL,
-		From: cfg.SMTP.From, Metrics: metrics,
-	})
-	w.RegisterWorkflowWithOptions(broadcast.Workflow, workflow.RegisterOptions{Name: broadcast.WorkflowName})
-	w.RegisterActivityWithOptions(&broadcast.Activities{
-		CRM: store, Mail: sender, Campaigns: campaigns,
-		Signer: email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())), PublicBaseURL: cfg.PublicBaseURL,
 		From: cfg.SMTP.From, Concurrency: cfg.SMTP.Connections, Metrics: metrics,
-	}, activity.RegisterOptions{Name: broadcast.ActivityPrefix})
+	})
 	logger.Info("worker assembled", "task_queue", cfg.Temporal.TaskQueue, "campaigns", campaigns.IDs())
 	return &App{Worker: w, CRM: store, Mail: sender, Campaigns: campaigns}, nil
 }

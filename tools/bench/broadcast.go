@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/acme/lifecycle/broadcast"
+	"github.com/acme/lifecycle/workflows"
 )
 
 // broadcast measures a holiday greeting to N recipients start → done, into
@@ -60,8 +60,8 @@ FROM generate_series(0, $3 - 1) AS i`, prefix, domain, n); err != nil {
 		return fmt.Errorf("seed %d contacts: %w", n, err)
 	}
 	id := fmt.Sprintf("bench-%s-%s", tag, h.id)
-	in := broadcast.Input{BroadcastID: id, CampaignID: "saas-lifecycle", Template: "holiday_new_year",
-		Segment: broadcast.Segment{CustomerIDPrefix: prefix}}
+	in := workflows.BroadcastInput{BroadcastID: id, CampaignID: "saas-lifecycle", Template: "holiday_new_year",
+		Segment: workflows.BroadcastSegment{CustomerIDPrefix: prefix}}
 	var before int64
 	if sink != nil {
 		before = sink.count.Load()
@@ -69,11 +69,11 @@ FROM generate_series(0, $3 - 1) AS i`, prefix, domain, n); err != nil {
 	m := begin()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	run, err := broadcast.Start(rctx, h.c, taskQueue, in)
+	run, err := workflows.StartBroadcast(rctx, h.c, taskQueue, in)
 	if err != nil {
 		return err
 	}
-	var p broadcast.Progress
+	var p workflows.BroadcastProgress
 	if err := run.Get(rctx, &p); err != nil {
 		return err
 	}

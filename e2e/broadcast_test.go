@@ -1,8 +1,7 @@
-package broadcast_test
+package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,22 +14,23 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/lifecycle/broadcast"
+	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
 	"github.com/acme/lifecycle/email/mailpit"
 	"github.com/acme/lifecycle/internal/stacktest"
 	"github.com/acme/lifecycle/internal/testenv"
+	"github.com/acme/lifecycle/workflows"
 )
 
-// stack is one test's view of the real servers (see stacktest.Stack) and
-// its CRM.
-type stack struct {
+// broadcastStack is one broadcast test's view of the real servers (see
+// stacktest.Stack) and its CRM, which the broadcast tests seed directly.
+type broadcastStack struct {
 	*stacktest.Stack
 	store *crm.Store
 }
 
-func newStack(tb testing.TB, extra map[string]string) *stack {
+func newBroadcastStack(tb testing.TB, extra map[string]string) *broadcastStack {
 	tb.Helper()
 	env := map[string]string{"TEMPORAL_TASK_QUEUE": "broadcast-" + testenv.RandomID(4)}
 	for k, v := range extra {
@@ -44,12 +44,12 @@ func newStack(tb testing.TB, extra map[string]string) *stack {
 	require.NoError(tb, err)
 	tb.Cleanup(store.Close)
 	require.NoError(tb, store.Migrate(ctx))
-	return &stack{Stack: st, store: store}
+	return &broadcastStack{Stack: st, store: store}
 }
 
 // seed writes n contacts with unique addresses at domain straight into the
 // CRM with COPY (the broadcast reads the CRM; no journeys needed).
-func (s *stack) seed(tb testing.TB, n int, domain string) {
+func (s *broadcastStack) seed(tb testing.TB, n int, domain string) {
 	tb.Helper()
 	rows := make([][]any, n)
 	for i := range n {
@@ -65,13 +65,13 @@ func (s *stack) seed(tb testing.TB, n int, domain string) {
 	require.EqualValues(tb, n, copied)
 }
 
-func (s *stack) input(id string) broadcast.Input {
-	return broadcast.Input{BroadcastID: id, CampaignID: "saas-lifecycle", Template: "holiday_new_year",
-		Segment: broadcast.Segment{Stages: []string{crm.StageActive}}}
+func (s *broadcastStack) input(id string) workflows.BroadcastInput {
+	return workflows.BroadcastInput{BroadcastID: id, CampaignID: "saas-lifecycle", Template: "holiday_new_year",
+		Segment: workflows.BroadcastSegment{Stages: []string{crm.StageActive}}}
 }
 
 // delivered reads every message to the domain from Mailpit, by recipient.
-func (s *stack) delivered(tb testing.TB, domain string) map[string][]mailpit.Summary {
+func (s *broadcastStack) delivered(tb testing.TB, domain string) map[string][]mailpit.Summary {
 	tb.Helper()
 	// Mailpit pages searches with offsets: reading 10,000 results out of a
 	// large store takes a while.
@@ -90,7 +90,7 @@ func (s *stack) delivered(tb testing.TB, domain string) map[string][]mailpit.Sum
 // forgetMail deletes the messages to domain from the shared Mailpit when
 // the test passed (a failed test keeps them for a look), so that the test
 // stack's searches stay fast for everybody.
-func (s *stack) forgetMail(tb testing.TB, domain string) {
+func (s *broadcastStack) forgetMail(tb testing.TB, domain string) {
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			return
@@ -99,7 +99,7 @@ func (s *stack) forgetMail(tb testing.TB, domain string) {
 	})
 }
 
-func (s *stack) deleteMail(tb testing.TB, domain string) {
+func (s *broadcastStack) deleteMail(tb testing.TB, domain string) {
 	u := strings.TrimRight(os.Getenv("MAILPIT_API_URL"), "/")
 	if u == "" {
 		u = "http://127.0.0.1:8025"
@@ -114,7 +114,7 @@ func (s *stack) deleteMail(tb testing.TB, domain string) {
 	_ = resp.Body.Close()
 }
 
-func (s *stack) sentCount(tb testing.TB) int {
+func (s *broadcastStack) sentCount(tb testing.TB) int {
 	tb.Helper()
 	var n int
 	require.NoError(tb, s.store.Pool().QueryRow(context.Background(),
@@ -128,7 +128,7 @@ func (s *stack) sentCount(tb testing.TB) int {
 // the one-click unsubscribe headers.
 func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 	const n = 1000
-	s := newStack(t, nil)
+	s := newBroadcastStack(t, nil)
 	domain := "bc-" + testenv.RandomID(4) + ".example"
 	s.forgetMail(t, domain)
 	s.seed(t, n, domain)
@@ -140,15 +140,15 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 	in := s.input(id)
 	in.PageSize = 300
 	started := time.Now()
-	run, err := broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
+	run, err := workflows.StartBroadcast(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 	require.NoError(t, err)
-	require.Equal(t, broadcast.WorkflowID(id), run.GetID())
+	require.Equal(t, workflows.BroadcastWorkflowID(id), run.GetID())
 
 	// A second start of the same broadcast is refused while it runs.
-	_, err = broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
-	require.ErrorIs(t, err, broadcast.ErrAlreadyStarted)
+	_, err = workflows.StartBroadcast(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
+	require.ErrorIs(t, err, workflows.ErrBroadcastAlreadyStarted)
 
-	var p broadcast.Progress
+	var p workflows.BroadcastProgress
 	require.NoError(t, run.Get(ctx, &p))
 	elapsed := time.Since(started)
 	t.Logf("broadcast to %d recipients done in %s (%.0f emails/s): %+v", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), p)
@@ -158,14 +158,14 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 	require.Equal(t, 4, p.Pages) // 300, 300, 300, 100
 	require.Equal(t, fmt.Sprintf("cus-%06d", n-1), p.Cursor)
 
-	got, err := broadcast.GetProgress(ctx, s.Client, id)
+	got, err := workflows.GetBroadcastProgress(ctx, s.Client, id)
 	require.NoError(t, err)
 	require.Equal(t, p.Sent, got.Sent)
 	require.True(t, got.Done)
 
 	// And after it completed, too: a broadcast ID sends once.
-	_, err = broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
-	require.ErrorIs(t, err, broadcast.ErrAlreadyStarted)
+	_, err = workflows.StartBroadcast(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
+	require.ErrorIs(t, err, workflows.ErrBroadcastAlreadyStarted)
 	require.Contains(t, err.Error(), "choose a new ID")
 
 	stacktest.WaitForEvery(t, 30*time.Second, 100*time.Millisecond, "all emails in Mailpit", func() (bool, string) {
@@ -180,7 +180,7 @@ func TestBroadcastDeliversEachEmailOnce(t *testing.T) {
 		addr := fmt.Sprintf("r%06d@%s", i, domain)
 		msgs := by[addr]
 		require.Len(t, msgs, 1, "%s got %d emails", addr, len(msgs))
-		key := broadcast.SendKey(fmt.Sprintf("cus-%06d", i), id)
+		key := activities.BroadcastSendKey(fmt.Sprintf("cus-%06d", i), id)
 		require.Equal(t, strings.Trim(email.MessageIDFor(key, s.Cfg.SMTP.From), "<>"), msgs[0].MessageID)
 		perMessageID[msgs[0].MessageID]++
 	}
@@ -213,7 +213,7 @@ func TestBroadcastWorkerKilledThreeTimesLosesNothing(t *testing.T) {
 		kills = 3
 		conns = 4
 	)
-	s := newStack(t, map[string]string{"SMTP_CONNECTIONS": strconv.Itoa(conns)})
+	s := newBroadcastStack(t, map[string]string{"SMTP_CONNECTIONS": strconv.Itoa(conns)})
 	domain := "bck-" + testenv.RandomID(4) + ".example"
 	s.forgetMail(t, domain)
 	s.seed(t, n, domain)
@@ -228,7 +228,7 @@ func TestBroadcastWorkerKilledThreeTimesLosesNothing(t *testing.T) {
 	in := s.input(id)
 	in.PageSize = 500
 	started := time.Now()
-	run, err := broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
+	run, err := workflows.StartBroadcast(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 	require.NoError(t, err)
 
 	for k := 1; k <= kills; k++ {
@@ -246,7 +246,7 @@ func TestBroadcastWorkerKilledThreeTimesLosesNothing(t *testing.T) {
 		worker = s.StartProcess(t, bin)
 	}
 
-	var p broadcast.Progress
+	var p workflows.BroadcastProgress
 	require.NoError(t, run.Get(ctx, &p))
 	t.Logf("the broadcast finished %s after it started: %+v", time.Since(started).Round(time.Millisecond), p)
 	require.True(t, p.Done)
@@ -264,7 +264,7 @@ func TestBroadcastWorkerKilledThreeTimesLosesNothing(t *testing.T) {
 		addr := fmt.Sprintf("r%06d@%s", i, domain)
 		msgs := by[addr]
 		require.NotEmpty(t, msgs, "%s got nothing: an email was lost", addr)
-		key := broadcast.SendKey(fmt.Sprintf("cus-%06d", i), id)
+		key := activities.BroadcastSendKey(fmt.Sprintf("cus-%06d", i), id)
 		want := strings.Trim(email.MessageIDFor(key, s.Cfg.SMTP.From), "<>")
 		for _, m := range msgs {
 			require.Equal(t, want, m.MessageID, "%s got an email with a foreign Message-ID: a real double send", addr)
@@ -281,13 +281,4 @@ func TestBroadcastWorkerKilledThreeTimesLosesNothing(t *testing.T) {
 	t.Logf("%d extra copies to %d of %d recipients (same Message-ID) after %d kills; the bound is %d connections x %d kills = %d",
 		copies, twice, n, kills, conns, kills, conns*kills)
 	require.LessOrEqual(t, copies, conns*kills, "more emails in doubt than one per SMTP connection per crash")
-}
-
-func TestStartRejectsBadInputNamingTheField(t *testing.T) {
-	// Validation comes before any call to Temporal (no client needed).
-	in := broadcast.Input{BroadcastID: "bad input", CampaignID: "saas-lifecycle", Template: "holiday_new_year"}
-	_, err := broadcast.Start(context.Background(), nil, "q", in)
-	var ierr *broadcast.InputError
-	require.True(t, errors.As(err, &ierr), "%v", err)
-	require.Equal(t, "broadcast_id", ierr.Field)
 }

@@ -1,4 +1,4 @@
-package broadcast_test
+package e2e
 
 import (
 	"bufio"
@@ -18,11 +18,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/lifecycle/broadcast"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/email"
 	"github.com/acme/lifecycle/internal/testenv"
 	"github.com/acme/lifecycle/internal/workerapp"
+	"github.com/acme/lifecycle/workflows"
 )
 
 // BenchmarkBroadcast measures a broadcast to 10,000 recipients on the real
@@ -36,7 +36,7 @@ import (
 //
 // Run it with
 //
-//	go test ./broadcast/ -run '^$' -bench Broadcast -benchtime 1x
+//	go test ./e2e/ -run '^$' -bench Broadcast -benchtime 1x
 //
 // BROADCAST_BENCH_RECIPIENTS, BROADCAST_BENCH_PAGE_SIZE and SMTP_CONNECTIONS
 // change the size, the page size and the SMTP pool (default 10,000, 500
@@ -61,7 +61,7 @@ func BenchmarkBroadcast(b *testing.B) {
 }
 
 func benchBroadcast(b *testing.B, n int, env map[string]string, sink *nullSink) {
-	s := newStack(b, env)
+	s := newBroadcastStack(b, env)
 	s.StartWorker(b)
 	total := time.Duration(0)
 	for i := range b.N {
@@ -83,9 +83,9 @@ func benchBroadcast(b *testing.B, n int, env map[string]string, sink *nullSink) 
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		started := time.Now()
-		run, err := broadcast.Start(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
+		run, err := workflows.StartBroadcast(ctx, s.Client, s.Cfg.Temporal.TaskQueue, in)
 		require.NoError(b, err)
-		var p broadcast.Progress
+		var p workflows.BroadcastProgress
 		require.NoError(b, run.Get(ctx, &p))
 		elapsed := time.Since(started)
 		cancel()
@@ -124,7 +124,7 @@ func benchBroadcast(b *testing.B, n int, env map[string]string, sink *nullSink) 
 // rawRate sends n copies of a rendered broadcast email over a Sender
 // configured like the worker's, Connections at a time, and returns the
 // messages per second.
-func (s *stack) rawRate(tb testing.TB, n int) float64 {
+func (s *broadcastStack) rawRate(tb testing.TB, n int) float64 {
 	tb.Helper()
 	reg, err := workerapp.LoadCampaigns("")
 	require.NoError(tb, err)
@@ -168,7 +168,7 @@ func (s *stack) rawRate(tb testing.TB, n int) float64 {
 }
 
 // seedPrefixed is seed with customer IDs "<prefix>NNNNNN".
-func (s *stack) seedPrefixed(tb testing.TB, n int, domain, prefix string) {
+func (s *broadcastStack) seedPrefixed(tb testing.TB, n int, domain, prefix string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -181,7 +181,7 @@ FROM generate_series(0, $3 - 1) AS i`, prefix, domain, n)
 }
 
 // mailpitCount asks Mailpit how many messages match to:domain.
-func (s *stack) mailpitCount(tb testing.TB, domain string) int {
+func (s *broadcastStack) mailpitCount(tb testing.TB, domain string) int {
 	tb.Helper()
 	u := strings.TrimRight(os.Getenv("MAILPIT_API_URL"), "/")
 	if u == "" {

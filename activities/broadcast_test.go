@@ -1,4 +1,4 @@
-package broadcast
+package activities
 
 import (
 	"context"
@@ -21,7 +21,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
@@ -60,13 +59,13 @@ func (m *fakeMailer) to() []string {
 	return out
 }
 
-type activityFixture struct {
+type broadcastFixture struct {
 	store *crm.Store
 	mail  *fakeMailer
 	acts  *Activities
 }
 
-func newFixture(t *testing.T) *activityFixture {
+func newBroadcastFixture(t *testing.T) *broadcastFixture {
 	t.Helper()
 	ctx := t.Context()
 	url := testenv.NewDatabase(t)
@@ -77,14 +76,14 @@ func newFixture(t *testing.T) *activityFixture {
 	reg := campaign.NewRegistry()
 	require.NoError(t, reg.LoadEmbedded())
 	mail := &fakeMailer{}
-	return &activityFixture{store: store, mail: mail, acts: &Activities{
+	return &broadcastFixture{store: store, mail: mail, acts: &Activities{
 		CRM: store, Mail: mail, Campaigns: reg, Signer: email.NewSigner([]byte("0123456789abcdef-test")),
 		PublicBaseURL: "https://lifecycle.test", From: testFrom, Concurrency: 3,
 	}}
 }
 
 // seed adds contacts c00..c<n-1> at addresses cNN@<domain>.
-func (f *activityFixture) seed(t *testing.T, n int, edit func(i int, c *crm.Contact)) {
+func (f *broadcastFixture) seed(t *testing.T, n int, edit func(i int, c *crm.Contact)) {
 	t.Helper()
 	for i := range n {
 		c := crm.Contact{CustomerID: fmt.Sprintf("c%02d", i), Email: fmt.Sprintf("c%02d@bc.test", i), FirstName: "Kim",
@@ -96,57 +95,66 @@ func (f *activityFixture) seed(t *testing.T, n int, edit func(i int, c *crm.Cont
 	}
 }
 
-func (f *activityFixture) page(t *testing.T, in PageInput, heartbeat *heartbeat) (PageResult, error) {
+func (f *broadcastFixture) page(t *testing.T, in BroadcastPageInput, hb *broadcastHeartbeat) (BroadcastPageResult, error) {
 	t.Helper()
-	r, _, err := f.pageBeats(t, in, heartbeat)
+	r, _, err := f.pageBeats(t, in, hb)
 	return r, err
 }
 
-// pageBeats runs one attempt of SendPage and also returns the last
+// pageBeats runs one attempt of BroadcastSendPage and also returns the last
 // heartbeat it recorded.
-func (f *activityFixture) pageBeats(t *testing.T, in PageInput, hb *heartbeat) (PageResult, *heartbeat, error) {
+func (f *broadcastFixture) pageBeats(t *testing.T, in BroadcastPageInput, hb *broadcastHeartbeat) (BroadcastPageResult, *broadcastHeartbeat, error) {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivityWithOptions(f.acts, activity.RegisterOptions{Name: ActivityPrefix})
+	env.RegisterActivity(f.acts)
 	if hb != nil {
 		env.SetHeartbeatDetails(*hb)
 	}
 	var mu sync.Mutex
-	var last *heartbeat
+	var last *broadcastHeartbeat
 	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		var h heartbeat
+		var h broadcastHeartbeat
 		if details.Get(&h) == nil {
 			mu.Lock()
 			last = &h
 			mu.Unlock()
 		}
 	})
-	v, err := env.ExecuteActivity(ActivitySendPage, in)
+	v, err := env.ExecuteActivity(f.acts.BroadcastSendPage, in)
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {
-		return PageResult{}, last, err
+		return BroadcastPageResult{}, last, err
 	}
-	var r PageResult
+	var r BroadcastPageResult
 	require.NoError(t, v.Get(&r))
 	return r, last, nil
 }
 
-func pageInput(size int) PageInput {
-	return PageInput{Input: Input{BroadcastID: "news-1", CampaignID: "saas-lifecycle", Template: "holiday_new_year", PageSize: size}}
+func addPage(total, r BroadcastPageResult) BroadcastPageResult {
+	total.Sent += r.Sent
+	total.Duplicate += r.Duplicate
+	total.Suppressed += r.Suppressed
+	total.Failed += r.Failed
+	total.Deferred += r.Deferred
+	return total
 }
 
-func (f *activityFixture) status(t *testing.T, customerID string) crm.Send {
+func pageInput(size int) BroadcastPageInput {
+	return BroadcastPageInput{Broadcast: Broadcast{BroadcastID: "news-1", CampaignID: "saas-lifecycle", Template: "holiday_new_year", PageSize: size}}
+}
+
+func (f *broadcastFixture) status(t *testing.T, customerID string) crm.Send {
 	t.Helper()
-	s, err := f.store.GetSend(t.Context(), SendKey(customerID, "news-1"))
+	s, err := f.store.GetSend(t.Context(), BroadcastSendKey(customerID, "news-1"))
 	require.NoError(t, err)
 	return s
 }
 
 func TestSendPageSendsOncePerRecipientWithTheRulesApplied(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	ctx := t.Context()
 	f.seed(t, 12, func(i int, c *crm.Contact) {
 		switch i {
@@ -167,22 +175,22 @@ func TestSendPageSendsOncePerRecipientWithTheRulesApplied(t *testing.T) {
 	}
 
 	in := pageInput(5)
-	in.Input.Segment = Segment{Stages: []string{crm.StageActive}}
-	var total PageResult
+	in.Broadcast.Segment = BroadcastSegment{Stages: []string{crm.StageActive}}
+	var total BroadcastPageResult
 	pages := 0
 	for {
 		r, err := f.page(t, in, nil)
 		require.NoError(t, err)
 		pages++
 		require.Equal(t, "v1", r.CampaignVersion)
-		total.add(r)
+		total = addPage(total, r)
 		in.Cursor = r.NextCursor
 		if r.Done {
 			break
 		}
 	}
 	require.Equal(t, 3, pages) // 10 active contacts with consent, 5 a page
-	require.Equal(t, PageResult{Sent: 8, Suppressed: 1, Deferred: 1}, total)
+	require.Equal(t, BroadcastPageResult{Sent: 8, Suppressed: 1, Deferred: 1}, total)
 	require.Equal(t, []string{"c00@bc.test", "c04@bc.test", "c06@bc.test", "c07@bc.test", "c08@bc.test",
 		"c09@bc.test", "c10@bc.test", "c11@bc.test"}, f.mail.to())
 
@@ -204,21 +212,21 @@ func TestSendPageSendsOncePerRecipientWithTheRulesApplied(t *testing.T) {
 	require.Equal(t, crm.SendSent, sent.Status)
 	require.Equal(t, msg.MessageID, sent.MessageID)
 	require.Equal(t, crm.CategoryMarketing, sent.Category)
-	_, err = f.store.GetSend(ctx, SendKey("c01", "news-1"))
+	_, err = f.store.GetSend(ctx, BroadcastSendKey("c01", "news-1"))
 	require.ErrorIs(t, err, crm.ErrNotFound, "recipients skipped by the SQL rules leave no ledger row")
 
 	// The same broadcast again: everybody who got it is a duplicate.
 	f.mail.sent = nil
 	in.Cursor = ""
-	in.Input.PageSize = 50
+	in.Broadcast.PageSize = 50
 	r, err := f.page(t, in, nil)
 	require.NoError(t, err)
-	require.Equal(t, PageResult{Duplicate: 8, Suppressed: 1, Deferred: 1, NextCursor: "c11", Done: true, CampaignVersion: "v1"}, r)
+	require.Equal(t, BroadcastPageResult{Duplicate: 8, Suppressed: 1, Deferred: 1, NextCursor: "c11", Done: true, CampaignVersion: "v1"}, r)
 	require.Empty(t, f.mail.sent)
 }
 
 func TestSendPageRecordsPermanentFailuresAndGoesOn(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 6, nil)
 	f.mail.fail = func(to string) error {
 		if to == "c02@bc.test" {
@@ -239,12 +247,12 @@ func TestSendPageRecordsPermanentFailuresAndGoesOn(t *testing.T) {
 	f.mail.sent = nil
 	r, err = f.page(t, pageInput(10), nil)
 	require.NoError(t, err)
-	require.Equal(t, PageResult{Duplicate: 5, Failed: 1, NextCursor: "c05", Done: true, CampaignVersion: "v1"}, r)
+	require.Equal(t, BroadcastPageResult{Duplicate: 5, Failed: 1, NextCursor: "c05", Done: true, CampaignVersion: "v1"}, r)
 	require.Empty(t, f.mail.sent)
 }
 
 func TestSendPageTransientFailureRetriesWithoutDuplicates(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 40, nil)
 	f.acts.Concurrency = 1 // deterministic order
 	var mu sync.Mutex
@@ -288,33 +296,33 @@ func TestSendPageTransientFailureRetriesWithoutDuplicates(t *testing.T) {
 }
 
 func TestSendPageResumesFromItsHeartbeat(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 10, nil)
 	// An earlier attempt of this page heartbeated: up to c03 done, 4 sent.
-	hb := &heartbeat{Start: "", Cursor: "c03", Result: PageResult{Sent: 4}}
+	hb := &broadcastHeartbeat{Start: "", Cursor: "c03", Result: BroadcastPageResult{Sent: 4}}
 	r, err := f.page(t, pageInput(8), hb)
 	require.NoError(t, err)
 	// The page still ends where the first attempt's would have (8 contacts).
-	require.Equal(t, PageResult{Sent: 8, NextCursor: "c07", CampaignVersion: "v1"}, r)
+	require.Equal(t, BroadcastPageResult{Sent: 8, NextCursor: "c07", CampaignVersion: "v1"}, r)
 	require.Equal(t, []string{"c04@bc.test", "c05@bc.test", "c06@bc.test", "c07@bc.test"}, f.mail.to())
 
 	// A heartbeat of another page (another start) is not used.
 	f.mail.sent = nil
-	other := &heartbeat{Start: "zzz", Cursor: "c09", Result: PageResult{Sent: 99}}
+	other := &broadcastHeartbeat{Start: "zzz", Cursor: "c09", Result: BroadcastPageResult{Sent: 99}}
 	in := pageInput(8)
 	in.Cursor = "c07"
 	r, err = f.page(t, in, other)
 	require.NoError(t, err)
-	require.Equal(t, PageResult{Sent: 2, NextCursor: "c09", Done: true, CampaignVersion: "v1"}, r)
+	require.Equal(t, BroadcastPageResult{Sent: 2, NextCursor: "c09", Done: true, CampaignVersion: "v1"}, r)
 }
 
 func TestSendPageWaitsForTheClaimsOfADeadAttempt(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 3, nil)
 	// A worker claimed c01's send and died; its lease runs 1.5 s.
-	_, err := f.store.ClaimSend(t.Context(), crm.SendClaim{Key: SendKey("c01", "news-1"), CustomerID: "c01",
+	_, err := f.store.ClaimSend(t.Context(), crm.SendClaim{Key: BroadcastSendKey("c01", "news-1"), CustomerID: "c01",
 		Email: "c01@bc.test", Template: "holiday_new_year", Category: crm.CategoryMarketing,
-		MessageID: email.MessageIDFor(SendKey("c01", "news-1"), testFrom), Lease: 1500 * time.Millisecond})
+		MessageID: email.MessageIDFor(BroadcastSendKey("c01", "news-1"), testFrom), Lease: 1500 * time.Millisecond})
 	require.NoError(t, err)
 	r, err := f.page(t, pageInput(10), nil)
 	require.NoError(t, err)
@@ -326,7 +334,7 @@ func TestSendPageWaitsForTheClaimsOfADeadAttempt(t *testing.T) {
 }
 
 func TestSendPageDefersRecipientsInQuietHours(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	// The campaign's quiet hours are 21:00-08:00 local time.
 	now := time.Now()
 	var quiet, awake string
@@ -349,11 +357,11 @@ func TestSendPageDefersRecipientsInQuietHours(t *testing.T) {
 		c.TimeZone = []string{quiet, awake, quiet, ""}[i] // "" is the campaign default, UTC
 	})
 	in := pageInput(10)
-	in.Input.RespectQuietHours = true
+	in.Broadcast.RespectQuietHours = true
 	r, err := f.page(t, in, nil)
 	require.NoError(t, err)
 	utcQuiet := now.UTC().Hour() >= 21 || now.UTC().Hour() < 8
-	want := PageResult{Sent: 1, Deferred: 2, NextCursor: "c03", Done: true, CampaignVersion: "v1"}
+	want := BroadcastPageResult{Sent: 1, Deferred: 2, NextCursor: "c03", Done: true, CampaignVersion: "v1"}
 	if utcQuiet {
 		want.Deferred++
 	} else {
@@ -362,7 +370,7 @@ func TestSendPageDefersRecipientsInQuietHours(t *testing.T) {
 	require.Equal(t, want, r)
 
 	// By default a broadcast goes now: the deferred ones are sent.
-	in.Input.RespectQuietHours = false
+	in.Broadcast.RespectQuietHours = false
 	r, err = f.page(t, in, nil)
 	require.NoError(t, err)
 	require.Equal(t, 4, r.Sent+r.Duplicate)
@@ -370,12 +378,12 @@ func TestSendPageDefersRecipientsInQuietHours(t *testing.T) {
 }
 
 func TestSendPageRefusesWhatCannotWork(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 2, nil)
-	for name, in := range map[string]PageInput{
-		"unknown template": func() PageInput { in := pageInput(10); in.Input.Template = "nope"; return in }(),
-		"unknown campaign": func() PageInput { in := pageInput(10); in.Input.CampaignID = "nope"; return in }(),
-		"bad input":        func() PageInput { in := pageInput(10); in.Input.BroadcastID = ""; return in }(),
+	for name, in := range map[string]BroadcastPageInput{
+		"unknown template": func() BroadcastPageInput { in := pageInput(10); in.Broadcast.Template = "nope"; return in }(),
+		"unknown campaign": func() BroadcastPageInput { in := pageInput(10); in.Broadcast.CampaignID = "nope"; return in }(),
+		"bad input":        func() BroadcastPageInput { in := pageInput(10); in.Broadcast.BroadcastID = ""; return in }(),
 	} {
 		_, err := f.page(t, in, nil)
 		var appErr *temporal.ApplicationError
@@ -389,7 +397,7 @@ func TestSendPageRefusesWhatCannotWork(t *testing.T) {
 // A chunk stopped because a later chunk of the page failed must not be
 // counted as done: the retry resumes before it and reaches everybody once.
 func TestSendPageFailureInOneChunkDoesNotSkipTheChunkBefore(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 40, nil)
 	f.acts.Concurrency = 1
 	var mu sync.Mutex
@@ -472,7 +480,7 @@ func (m *slotMailer) Send(ctx context.Context, msg email.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.maxInDoubt = max(m.maxInDoubt, inDoubt)
-	m.accepted = append(m.accepted, SendKey(customerID, "news-1"))
+	m.accepted = append(m.accepted, BroadcastSendKey(customerID, "news-1"))
 	return nil
 }
 
@@ -480,7 +488,7 @@ func (m *slotMailer) Send(ctx context.Context, msg email.Message) error {
 // been accepted and not yet recorded as sent, so a crash leaves at most
 // Concurrency messages in doubt — one per SMTP connection.
 func TestSendPageRecordsEachSendBeforeItsSenderGoesOn(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	f.seed(t, 90, nil)
 	mail := &slotMailer{t: t, store: f.store}
 	f.acts.Mail = mail
@@ -523,23 +531,34 @@ func emailCounts(t *testing.T, reg *prometheus.Registry) (map[string]float64, st
 // duplicate (sent by an earlier attempt), suppressed, failed (refused for
 // good) and retry (a transient failure the page's retry sends again).
 func TestSendPageCountsEveryEmailInTheMetrics(t *testing.T) {
-	f := newFixture(t)
+	f := newBroadcastFixture(t)
 	reg := prometheus.NewRegistry()
-	f.acts.Metrics = activities.NewMetrics(reg)
+	f.acts.Metrics = NewMetrics(reg)
 	f.acts.Concurrency = 1 // one sender: c00-c03 in order (the first chunk), then c04
 	f.seed(t, 5, nil)
 	require.NoError(t, f.store.Suppress(t.Context(), "c01@bc.test", "", crm.ReasonUnsubscribed))
 	var mu sync.Mutex
 	down := true
+	// c04 is in the second chunk, which starts sending while the first one
+	// still does: its failure waits until c03 was tried, or it would stop
+	// the first chunk before c03 (a position never moves past it anyway).
+	c03Tried := make(chan struct{})
+	var c03Once sync.Once
 	f.mail.fail = func(to string) error {
 		mu.Lock()
-		defer mu.Unlock()
+		failing := down
+		mu.Unlock()
 		switch {
 		case to == "c02@bc.test":
 			return &email.PermanentError{Code: 550, Err: errors.New("550 5.1.1 no such mailbox")}
 		case to == "c03@bc.test":
+			c03Once.Do(func() { close(c03Tried) })
 			return &email.PermanentError{Code: 550, EnhancedCode: "5.1.1", Recipient: true, Err: errors.New("550 5.1.1 user unknown")}
-		case to == "c04@bc.test" && down:
+		case to == "c04@bc.test" && failing:
+			select {
+			case <-c03Tried:
+			case <-time.After(10 * time.Second):
+			}
 			return errors.New("421 4.3.2 service not available")
 		}
 		return nil

@@ -1,6 +1,7 @@
-package broadcast
+package workflows
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,19 +18,21 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/lifecycle/activities"
 )
 
 // fakePages is a segment of n recipients "c0000".."c<n-1>", served in pages.
 type fakePages struct {
 	mu    sync.Mutex
 	n     int
-	calls []PageInput
+	calls []activities.BroadcastPageInput
 	// failFirst makes the first attempt of every page fail this many times.
 	failFirst int
 	fails     map[string]int
 }
 
-func (f *fakePages) SendPage(in PageInput) (PageResult, error) {
+func (f *fakePages) BroadcastSendPage(in activities.BroadcastPageInput) (activities.BroadcastPageResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, in)
@@ -38,16 +41,16 @@ func (f *fakePages) SendPage(in PageInput) (PageResult, error) {
 	}
 	if f.fails[in.Cursor] < f.failFirst {
 		f.fails[in.Cursor]++
-		return PageResult{}, errors.New("smtp: 421 try again later")
+		return activities.BroadcastPageResult{}, errors.New("smtp: 421 try again later")
 	}
 	start := 0
 	if in.Cursor != "" {
 		fmt.Sscanf(in.Cursor, "c%04d", &start)
 		start++
 	}
-	size := in.Input.pageSize()
+	size := in.Broadcast.PageSizeOrDefault()
 	end := min(start+size, f.n)
-	r := PageResult{Done: end-start < size, CampaignVersion: "v7"}
+	r := activities.BroadcastPageResult{Done: end-start < size, CampaignVersion: "v7"}
 	for i := start; i < end; i++ {
 		switch {
 		case i%10 == 0:
@@ -64,50 +67,50 @@ func (f *fakePages) SendPage(in PageInput) (PageResult, error) {
 	return r, nil
 }
 
-func newEnv(t *testing.T, f *fakePages) *testsuite.TestWorkflowEnvironment {
+func newBroadcastEnv(t *testing.T, f *fakePages) *testsuite.TestWorkflowEnvironment {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivityWithOptions(f.SendPage, activity.RegisterOptions{Name: ActivitySendPage})
+	env.RegisterWorkflowWithOptions(BroadcastWorkflow, workflow.RegisterOptions{Name: BroadcastWorkflowName})
+	env.RegisterActivity(f)
 	return env
 }
 
-func input() Input {
-	return Input{BroadcastID: "xmas-2026", CampaignID: "saas-lifecycle", Template: "holiday_year_end", PageSize: 100}
+func broadcastInput() BroadcastInput {
+	return BroadcastInput{BroadcastID: "xmas-2026", CampaignID: "saas-lifecycle", Template: "holiday_year_end", PageSize: 100}
 }
 
 // run executes the broadcast across its continue-as-new runs and returns
 // the final progress, the number of runs and the inputs they started with.
-func run(t *testing.T, f *fakePages, in Input) (Progress, []Input) {
+func runBroadcast(t *testing.T, f *fakePages, in BroadcastInput) (BroadcastProgress, []BroadcastInput) {
 	t.Helper()
-	var inputs []Input
+	var inputs []BroadcastInput
 	for range 100 {
 		inputs = append(inputs, in)
-		env := newEnv(t, f)
-		env.ExecuteWorkflow(WorkflowName, in)
+		env := newBroadcastEnv(t, f)
+		env.ExecuteWorkflow(BroadcastWorkflowName, in)
 		require.True(t, env.IsWorkflowCompleted())
 		err := env.GetWorkflowError()
 		var can *workflow.ContinueAsNewError
 		if errors.As(err, &can) {
-			require.Equal(t, WorkflowName, can.WorkflowType.Name)
-			var next Input
+			require.Equal(t, BroadcastWorkflowName, can.WorkflowType.Name)
+			var next BroadcastInput
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 			in = next
 			continue
 		}
 		require.NoError(t, err)
-		var p Progress
+		var p BroadcastProgress
 		require.NoError(t, env.GetWorkflowResult(&p))
 		return p, inputs
 	}
 	t.Fatal("too many runs")
-	return Progress{}, nil
+	return BroadcastProgress{}, nil
 }
 
 func TestBroadcastPagesUntilDone(t *testing.T) {
 	f := &fakePages{n: 1234}
-	p, inputs := run(t, f, input())
+	p, inputs := runBroadcast(t, f, broadcastInput())
 	require.Len(t, inputs, 1)
 	require.True(t, p.Done)
 	require.Equal(t, 13, p.Pages)
@@ -121,28 +124,27 @@ func TestBroadcastPagesUntilDone(t *testing.T) {
 	// carried state) and the campaign version the first page resolved.
 	require.Len(t, f.calls, 13)
 	require.Equal(t, "", f.calls[0].Cursor)
-	require.Equal(t, "", f.calls[0].Input.CampaignVersion)
+	require.Equal(t, "", f.calls[0].Broadcast.CampaignVersion)
 	for i := 1; i < 13; i++ {
 		require.Equal(t, fmt.Sprintf("c%04d", i*100-1), f.calls[i].Cursor)
-		require.Equal(t, "v7", f.calls[i].Input.CampaignVersion)
-		require.Equal(t, Progress{}, f.calls[i].Input.Progress)
+		require.Equal(t, "v7", f.calls[i].Broadcast.CampaignVersion)
 	}
 }
 
 func TestBroadcastOfAnEmptySegment(t *testing.T) {
-	p, _ := run(t, &fakePages{n: 0}, input())
+	p, _ := runBroadcast(t, &fakePages{n: 0}, broadcastInput())
 	require.True(t, p.Done)
 	require.Equal(t, 1, p.Pages)
 	require.Equal(t, 0, p.Recipients())
 }
 
 func TestBroadcastContinuesAsNewCarryingCursorAndProgress(t *testing.T) {
-	old := pagesPerRun
-	pagesPerRun = 4
-	t.Cleanup(func() { pagesPerRun = old })
+	old := broadcastPagesPerRun
+	broadcastPagesPerRun = 4
+	t.Cleanup(func() { broadcastPagesPerRun = old })
 
 	f := &fakePages{n: 1050}
-	p, inputs := run(t, f, input())
+	p, inputs := runBroadcast(t, f, broadcastInput())
 	require.Len(t, inputs, 3) // 11 pages, 4 per run
 	require.Equal(t, 11, p.Pages)
 	require.Equal(t, 1050, p.Recipients())
@@ -167,12 +169,12 @@ func TestBroadcastContinuesAsNewCarryingCursorAndProgress(t *testing.T) {
 
 func TestBroadcastContinuesAsNewWhenSuggested(t *testing.T) {
 	f := &fakePages{n: 1000}
-	env := newEnv(t, f)
+	env := newBroadcastEnv(t, f)
 	env.SetContinueAsNewSuggested(true)
-	env.ExecuteWorkflow(WorkflowName, input())
+	env.ExecuteWorkflow(BroadcastWorkflowName, broadcastInput())
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, env.GetWorkflowError(), &can)
-	var next Input
+	var next BroadcastInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.Equal(t, 1, next.Progress.Pages, "at least one page per run")
 	require.Equal(t, "c0099", next.Cursor)
@@ -180,18 +182,18 @@ func TestBroadcastContinuesAsNewWhenSuggested(t *testing.T) {
 
 func TestBroadcastProgressQuery(t *testing.T) {
 	f := &fakePages{n: 450}
-	env := newEnv(t, f)
-	var seen []Progress
+	env := newBroadcastEnv(t, f)
+	var seen []BroadcastProgress
 	// Query after every page: the activity mock runs synchronously, so
 	// a callback on each completed activity sees the progress before it.
 	env.SetOnActivityCompletedListener(func(*activity.Info, converter.EncodedValue, error) {
-		v, err := env.QueryWorkflow(QueryProgress)
+		v, err := env.QueryWorkflow(QueryBroadcastProgress)
 		require.NoError(t, err)
-		var p Progress
+		var p BroadcastProgress
 		require.NoError(t, v.Get(&p))
 		seen = append(seen, p)
 	})
-	env.ExecuteWorkflow(WorkflowName, input())
+	env.ExecuteWorkflow(BroadcastWorkflowName, broadcastInput())
 	require.NoError(t, env.GetWorkflowError())
 	require.Len(t, seen, 5)
 	for i, p := range seen {
@@ -199,9 +201,9 @@ func TestBroadcastProgressQuery(t *testing.T) {
 		require.Equal(t, i*100, p.Recipients())
 		require.False(t, p.Done)
 	}
-	v, err := env.QueryWorkflow(QueryProgress)
+	v, err := env.QueryWorkflow(QueryBroadcastProgress)
 	require.NoError(t, err)
-	var final Progress
+	var final BroadcastProgress
 	require.NoError(t, v.Get(&final))
 	require.True(t, final.Done)
 	require.Equal(t, 450, final.Recipients())
@@ -210,51 +212,60 @@ func TestBroadcastProgressQuery(t *testing.T) {
 
 func TestBroadcastRetriesAFailingPage(t *testing.T) {
 	f := &fakePages{n: 250, failFirst: 2}
-	p, _ := run(t, f, input())
+	p, _ := runBroadcast(t, f, broadcastInput())
 	require.True(t, p.Done)
 	require.Equal(t, 250, p.Recipients(), "nothing counted twice")
 	require.Len(t, f.calls, 9) // 3 pages, each failing twice first
 }
 
 func TestBroadcastFailsOnANonRetryableError(t *testing.T) {
-	env := newEnv(t, &fakePages{})
-	env.OnActivity(ActivitySendPage, mock.Anything, mock.Anything).Return(PageResult{},
-		temporal.NewNonRetryableApplicationError("template x not found", ErrBadInput, nil)).Once()
-	env.ExecuteWorkflow(WorkflowName, input())
+	env := newBroadcastEnv(t, &fakePages{})
+	env.OnActivity(a.BroadcastSendPage, mock.Anything, mock.Anything).Return(activities.BroadcastPageResult{},
+		temporal.NewNonRetryableApplicationError("template x not found", activities.ErrBadInput, nil)).Once()
+	env.ExecuteWorkflow(BroadcastWorkflowName, broadcastInput())
 	err := env.GetWorkflowError()
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "template x not found")
 }
 
 func TestBroadcastRejectsBadInput(t *testing.T) {
-	cases := map[string]func(*Input){
-		"broadcast_id":               func(in *Input) { in.BroadcastID = "" },
-		"broadcast_id ":              func(in *Input) { in.BroadcastID = "a/b" },
-		"campaign_id":                func(in *Input) { in.CampaignID = "" },
-		"template":                   func(in *Input) { in.Template = "" },
-		"segment.stages[0]":          func(in *Input) { in.Segment.Stages = []string{"lapsed"} },
-		"segment.lead_sources[1]":    func(in *Input) { in.Segment.LeadSources = []string{"cold", "friend"} },
-		"rate_per_second":            func(in *Input) { in.RatePerSecond = -1 },
-		"page_size":                  func(in *Input) { in.PageSize = MaxPageSize + 1 },
-		"segment.customer_id_prefix": func(in *Input) { in.Segment.CustomerIDPrefix = " x" },
+	cases := map[string]func(*BroadcastInput){
+		"broadcast_id":               func(in *BroadcastInput) { in.BroadcastID = "" },
+		"broadcast_id ":              func(in *BroadcastInput) { in.BroadcastID = "a/b" },
+		"campaign_id":                func(in *BroadcastInput) { in.CampaignID = "" },
+		"template":                   func(in *BroadcastInput) { in.Template = "" },
+		"segment.stages[0]":          func(in *BroadcastInput) { in.Segment.Stages = []string{"lapsed"} },
+		"segment.lead_sources[1]":    func(in *BroadcastInput) { in.Segment.LeadSources = []string{"cold", "friend"} },
+		"rate_per_second":            func(in *BroadcastInput) { in.RatePerSecond = -1 },
+		"page_size":                  func(in *BroadcastInput) { in.PageSize = MaxBroadcastPageSize + 1 },
+		"segment.customer_id_prefix": func(in *BroadcastInput) { in.Segment.CustomerIDPrefix = " x" },
 	}
 	for field, mutate := range cases {
-		in := input()
+		in := broadcastInput()
 		mutate(&in)
 		err := in.Validate()
-		var ierr *InputError
+		var ierr *BroadcastInputError
 		require.ErrorAs(t, err, &ierr, field)
 		require.Equal(t, strings.TrimSpace(field), ierr.Field)
 		require.Contains(t, err.Error(), strings.TrimSpace(field))
 	}
-	require.NoError(t, input().Validate())
+	require.NoError(t, broadcastInput().Validate())
 
 	// The workflow refuses it too, without retrying.
-	env := newEnv(t, &fakePages{})
-	bad := input()
+	env := newBroadcastEnv(t, &fakePages{})
+	bad := broadcastInput()
 	bad.Template = ""
-	env.ExecuteWorkflow(WorkflowName, bad)
+	env.ExecuteWorkflow(BroadcastWorkflowName, bad)
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
-	require.Equal(t, ErrBadInput, appErr.Type())
+	require.Equal(t, activities.ErrBadInput, appErr.Type())
+}
+
+func TestStartBroadcastRejectsBadInputNamingTheField(t *testing.T) {
+	// Validation comes before any call to Temporal (no client needed).
+	in := BroadcastInput{BroadcastID: "bad input", CampaignID: "saas-lifecycle", Template: "holiday_new_year"}
+	_, err := StartBroadcast(context.Background(), nil, "q", in)
+	var ierr *BroadcastInputError
+	require.True(t, errors.As(err, &ierr), "%v", err)
+	require.Equal(t, "broadcast_id", ierr.Field)
 }
