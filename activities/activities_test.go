@@ -11,6 +11,7 @@ import (
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 )
 
 // RecordEvents is the dedupe ledger of events: a second call with
@@ -24,7 +25,7 @@ func TestRecordEventsReturnsOnlyNewIDs(t *testing.T) {
 	recorded := func(outcome string) float64 {
 		return counterValue(t, reg, "lifecycle_crm_events_total", map[string]string{"outcome": outcome})
 	}
-	id, addr := customer("events")
+	id, addr := newCustomer("events")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 
 	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
@@ -89,7 +90,7 @@ func TestRecordEventsReturnsOnlyNewIDs(t *testing.T) {
 func TestEraseContactRemovesPersonalDataAndStopsMail(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id, addr := customer("erase")
+	id, addr := newCustomer("erase")
 	c := contactFor(id, addr)
 	c.LastName, c.Company = "Byronsdottir", "Difference Engines "+strings.ToUpper(id[len(id)-6:])
 	require.NoError(t, f.upsertContact(c))
@@ -103,7 +104,7 @@ func TestEraseContactRemovesPersonalDataAndStopsMail(t *testing.T) {
 	require.Equal(t, activities.SendSent, f.mustSend(welcome).Status)
 	f.waitForOne(addr)
 	require.NoError(t, f.write(activities.CRMWrite{Task: &activities.TaskInput{
-		Key: id + "/task/1", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskFollowUp,
+		Key: id + "/task/1", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: customer.TaskFollowUp,
 		Title: "Call Ada " + c.LastName + " at " + c.Company,
 	}}))
 	require.NotEmpty(t, f.rowsMentioning(addr), "the test has personal data to erase")
@@ -171,7 +172,7 @@ func TestEraseContactRemovesPersonalDataAndStopsMail(t *testing.T) {
 	require.Empty(t, got.Email)
 
 	// A customer the CRM never had: nothing to erase, no error.
-	nobody, _ := customer("nobody")
+	nobody, _ := newCustomer("nobody")
 	require.NoError(t, f.erase(nobody))
 }
 
@@ -181,7 +182,7 @@ func TestEraseContactRemovesPersonalDataAndStopsMail(t *testing.T) {
 func TestSendAfterEraseStoresNoAddress(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id, addr := customer("erased-late")
+	id, addr := newCustomer("erased-late")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 	require.NoError(t, f.erase(id))
 	require.Empty(t, f.rowsMentioning(addr))
@@ -198,14 +199,14 @@ func TestSendAfterEraseStoresNoAddress(t *testing.T) {
 func TestWritesAboutErasedCustomerAreNotRetried(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
-	id, addr := customer("gone")
+	id, addr := newCustomer("gone")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 	require.NoError(t, f.erase(id))
 
 	now := time.Now().UTC()
 	for name, w := range map[string]activities.CRMWrite{
 		"transition": {Transition: &activities.TransitionInput{
-			Key: id + "/transition/9", CustomerID: id, From: campaign.StageTrial, To: campaign.StageNurture,
+			Key: id + "/transition/9", CustomerID: id, From: customer.StageTrial, To: customer.StageNurture,
 			Reason: "trial ended", At: now,
 		}},
 		"score": {Score: &activities.ScoreInput{
@@ -216,7 +217,7 @@ func TestWritesAboutErasedCustomerAreNotRetried(t *testing.T) {
 			Reasons: []campaign.Reason{{Source: "demo_requested", Points: 30}}, SLADue: now.Add(24 * time.Hour),
 		}},
 		"task": {Task: &activities.TaskInput{
-			Key: id + "/task/9", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskChurnWarning,
+			Key: id + "/task/9", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: customer.TaskChurnWarning,
 			Title: "Call", DueAt: now.Add(72 * time.Hour),
 		}},
 		"contact": {Contact: func() *activities.Contact { c := contactFor(id, addr); return &c }()},
@@ -233,7 +234,7 @@ func TestWritesAboutErasedCustomerAreNotRetried(t *testing.T) {
 func TestJourneyWritesAreIdempotent(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
-	id, addr := customer("journey")
+	id, addr := newCustomer("journey")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 	now := time.Now().UTC().Truncate(time.Second)
 	count := func(query string) int {
@@ -242,8 +243,8 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 		return n
 	}
 
-	tr := activities.TransitionInput{Key: id + "/transition/1", CustomerID: id, From: campaign.StageTrial,
-		To: campaign.StageNurture, Reason: "trial ended", At: now, CampaignID: campaignID, CampaignVersion: campaignVersion}
+	tr := activities.TransitionInput{Key: id + "/transition/1", CustomerID: id, From: customer.StageTrial,
+		To: customer.StageNurture, Reason: "trial ended", At: now, CampaignID: campaignID, CampaignVersion: campaignVersion}
 	require.NoError(t, f.write(activities.CRMWrite{Transition: &tr}))
 	require.NoError(t, f.write(activities.CRMWrite{Transition: &tr}))
 	require.Equal(t, 1, count(`SELECT count(*) FROM stage_transitions WHERE customer_id = $1`))
@@ -266,26 +267,26 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	require.Equal(t, 1, count(`SELECT count(*) FROM handoffs WHERE customer_id = $1`))
 	h, err := f.store.GetHandoff(f.ctx, ho.Key)
 	require.NoError(t, err)
-	require.Equal(t, crm.HandoffOpen, h.Status)
+	require.Equal(t, customer.HandoffOpen, h.Status)
 	require.Equal(t, []crm.HandoffReason{{EventType: "demo_requested", Points: 30}, {EventType: "pricing_viewed", Points: 10}}, h.Reasons)
 
-	for _, status := range []string{crm.HandoffAccepted, crm.HandoffWon, crm.HandoffWon} {
+	for _, status := range []string{customer.HandoffAccepted, customer.HandoffWon, customer.HandoffWon} {
 		require.NoError(t, f.write(activities.CRMWrite{HandoffStatus: &activities.HandoffStatusInput{Key: ho.Key, Status: status}}))
 	}
 	// A late escalation of a won deal is not an error and changes nothing.
-	require.NoError(t, f.write(activities.CRMWrite{HandoffStatus: &activities.HandoffStatusInput{Key: ho.Key, Status: crm.HandoffEscalated}}))
+	require.NoError(t, f.write(activities.CRMWrite{HandoffStatus: &activities.HandoffStatusInput{Key: ho.Key, Status: customer.HandoffEscalated}}))
 	h, err = f.store.GetHandoff(f.ctx, ho.Key)
 	require.NoError(t, err)
-	require.Equal(t, crm.HandoffWon, h.Status)
+	require.Equal(t, customer.HandoffWon, h.Status)
 
 	task := activities.TaskInput{Key: id + "/task/1", CustomerID: id, OwnerEmail: "owner@acme.example",
-		Kind: crm.TaskChurnWarning, Title: "Call about inactivity", DueAt: now.Add(72 * time.Hour)}
+		Kind: customer.TaskChurnWarning, Title: "Call about inactivity", DueAt: now.Add(72 * time.Hour)}
 	require.NoError(t, f.write(activities.CRMWrite{Task: &task}))
 	require.NoError(t, f.write(activities.CRMWrite{Task: &task}))
 	require.Equal(t, 1, count(`SELECT count(*) FROM tasks WHERE customer_id = $1`))
 
 	// The same key for another customer.
-	otherID, otherAddr := customer("other")
+	otherID, otherAddr := newCustomer("other")
 	require.NoError(t, f.upsertContact(contactFor(otherID, otherAddr)))
 	stolen := tr
 	stolen.CustomerID = otherID
@@ -301,7 +302,7 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 	// stage and score are kept on a new, empty contact (no address, no
 	// consent: in no audience) that the signup fills in.
 	pending := tr
-	pending.Key, pending.CustomerID, pending.To = "pending/transition/1", "pending-"+id, campaign.StageUnsubscribed
+	pending.Key, pending.CustomerID, pending.To = "pending/transition/1", "pending-"+id, customer.StageUnsubscribed
 	require.NoError(t, f.write(activities.CRMWrite{Transition: &pending}))
 	got, err = f.store.GetContact(f.ctx, pending.CustomerID)
 	require.NoError(t, err)
@@ -317,13 +318,13 @@ func TestJourneyWritesAreIdempotent(t *testing.T) {
 func TestWriteCRMBatch(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
-	id, addr := customer("batch")
+	id, addr := newCustomer("batch")
 	c := contactFor(id, addr)
 	now := time.Now().UTC().Truncate(time.Second)
 	signup := []activities.CRMWrite{
 		{Contact: &c},
-		{Transition: &activities.TransitionInput{Key: id + "/j1/transition/1", CustomerID: id, From: campaign.StagePending,
-			To: campaign.StageTrial, Reason: "trial signup", At: now, CampaignID: campaignID, CampaignVersion: campaignVersion,
+		{Transition: &activities.TransitionInput{Key: id + "/j1/transition/1", CustomerID: id, From: customer.StagePending,
+			To: customer.StageTrial, Reason: "trial signup", At: now, CampaignID: campaignID, CampaignVersion: campaignVersion,
 			Journey: "j1", StageSeq: 1}},
 		{Score: &activities.ScoreInput{Key: id + "/j1/score/1", CustomerID: id, Score: 28, Fit: 28, Reason: "signup", At: now}},
 	}
@@ -346,8 +347,8 @@ func TestWriteCRMBatch(t *testing.T) {
 	require.Equal(t, 28, got.Score, "segments select on the journey's score")
 
 	// A refused write in the middle: listed, and the batch goes on.
-	bad := activities.TransitionInput{Key: id + "/j1/transition/2", CustomerID: id, From: campaign.StageTrial, To: "limbo", At: now}
-	task := activities.TaskInput{Key: id + "/j1/task/1", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: crm.TaskFollowUp, Title: "Call"}
+	bad := activities.TransitionInput{Key: id + "/j1/transition/2", CustomerID: id, From: customer.StageTrial, To: "limbo", At: now}
+	task := activities.TaskInput{Key: id + "/j1/task/1", CustomerID: id, OwnerEmail: "owner@acme.example", Kind: customer.TaskFollowUp, Title: "Call"}
 	res, err := f.writeCRM(activities.CRMWrite{Transition: &bad}, activities.CRMWrite{Task: &task})
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Done)
@@ -379,8 +380,8 @@ func TestWriteCRMBatch(t *testing.T) {
 func TestEventIDsArePerCustomer(t *testing.T) {
 	t.Parallel()
 	f := newCRMFixture(t)
-	a, _ := customer("ida")
-	b, _ := customer("idb")
+	a, _ := newCustomer("ida")
+	b, _ := newCustomer("idb")
 	ev := []activities.EventRecord{{ID: "evt-1", Type: "pricing_viewed", At: time.Now().UTC()}}
 	ra, err := f.recordEvents(activities.RecordEventsInput{CustomerID: a, Key: "a/1", Events: ev})
 	require.NoError(t, err)

@@ -29,6 +29,7 @@ import (
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/email"
 	"github.com/acme/lifecycle/email/mailpit"
 	"github.com/acme/lifecycle/internal/testenv"
@@ -223,9 +224,9 @@ func (f *fixture) recordEvents(in activities.RecordEventsInput) (activities.Reco
 	return activities.RecordEventsResult{New: res.New}, nil
 }
 
-// customer returns a new customer id and a recipient address no other test
+// newCustomer returns a new customer id and a recipient address no other test
 // or test run uses.
-func customer(tag string) (id, addr string) {
+func newCustomer(tag string) (id, addr string) {
 	r := testenv.RandomID(6)
 	return "cus_" + tag + "_" + r, tag + "-" + r + "@example.test"
 }
@@ -233,10 +234,12 @@ func customer(tag string) (id, addr string) {
 // contactFor is a complete trial signup profile.
 func contactFor(id, addr string) activities.Contact {
 	return activities.Contact{
-		CustomerID: id, Email: addr, FirstName: "Ada", LastName: "Lovelace",
-		Company: "Analytical Engines Ltd", Role: "CTO", CompanySize: 250,
-		TimeZone: "Europe/Berlin", LeadSource: crm.LeadReferral,
-		OwnerEmail: "owner@acme.example", CampaignID: campaignID, CampaignVersion: campaignVersion,
+		Profile: customer.Profile{
+			CustomerID: id, Email: addr, FirstName: "Ada", LastName: "Lovelace",
+			Company: "Analytical Engines Ltd", Role: "CTO", CompanySize: 250,
+			TimeZone: "Europe/Berlin", LeadSource: customer.LeadReferral, OwnerEmail: "owner@acme.example",
+		},
+		CampaignID: campaignID, CampaignVersion: campaignVersion,
 	}
 }
 
@@ -256,7 +259,7 @@ func (f *fixture) marketingSend(id, addr string) activities.SendEmailInput {
 		CampaignID: campaignID, CampaignVersion: campaignVersion,
 		Template: step.Template, Step: "trial/" + step.ID,
 		Data: campaign.TemplateData{FirstName: "Ada", LastName: "Lovelace", Email: addr,
-			Company: "Analytical Engines Ltd", Stage: string(campaign.StageTrial)},
+			Company: "Analytical Engines Ltd", Stage: string(customer.StageTrial)},
 	}
 }
 
@@ -265,7 +268,7 @@ func (f *fixture) marketingSend(id, addr string) activities.SendEmailInput {
 func (f *fixture) handoffNotice(id, to string) activities.SendEmailInput {
 	tpl := f.camp.Sales.NotifyTemplate
 	require.NotEmpty(f.t, tpl, "campaign has no sales notify template")
-	require.Equal(f.t, campaign.Transactional, f.camp.Templates[tpl].Category, "template %s", tpl)
+	require.Equal(f.t, customer.CategoryTransactional, f.camp.Templates[tpl].Category, "template %s", tpl)
 	return activities.SendEmailInput{
 		// Keys never carry addresses (an erased address must not survive in
 		// the ledger); the owner part only keeps keys apart in tests.

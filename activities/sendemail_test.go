@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/activities"
-	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
 	"github.com/acme/lifecycle/email/mailpit/mailpittest"
@@ -23,7 +22,7 @@ import (
 func TestSignupCreatesContactAndSendsWelcome(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id, addr := customer("signup")
+	id, addr := newCustomer("signup")
 
 	c := contactFor(id, addr)
 	require.NoError(t, f.upsertContact(c))
@@ -51,7 +50,7 @@ func TestSignupCreatesContactAndSendsWelcome(t *testing.T) {
 	in := f.marketingSend(id, addr)
 	require.Equal(t, f.welcomeTemplate(), in.Template)
 	tpl := f.camp.Templates[in.Template]
-	require.Equal(t, campaign.Marketing, tpl.CategoryOrDefault(), "the welcome email is marketing mail")
+	require.True(t, tpl.IsMarketing(), "the welcome email is marketing mail")
 
 	res := f.mustSend(in)
 	wantID := email.MessageIDFor(in.Key, fromAddress)
@@ -105,7 +104,7 @@ func TestSignupCreatesContactAndSendsWelcome(t *testing.T) {
 	require.Equal(t, id, link.Query().Get("c"), "the link names this customer")
 	token := link.Query().Get("t")
 	require.True(t, f.signer.Verify(id, token), "the link's token verifies for %s", id)
-	other, _ := customer("other")
+	other, _ := newCustomer("other")
 	require.False(t, f.signer.Verify(other, token), "the token must not work for another customer")
 	require.False(t, email.NewSigner([]byte("another secret")).Verify(id, token), "the token must not verify under another secret")
 
@@ -126,7 +125,7 @@ func TestSignupCreatesContactAndSendsWelcome(t *testing.T) {
 func TestSendEmailTwiceSendsOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id, addr := customer("twice")
+	id, addr := newCustomer("twice")
 	in := f.marketingSend(id, addr)
 
 	first := f.mustSend(in)
@@ -155,7 +154,7 @@ func TestSendEmailTwiceSendsOnce(t *testing.T) {
 func TestConcurrentSendEmailSendsOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id, addr := customer("race")
+	id, addr := newCustomer("race")
 	in := f.marketingSend(id, addr)
 
 	const n = 6
@@ -218,12 +217,12 @@ func TestRefusedRecipientFailsOnceWithoutRetry(t *testing.T) {
 	f.acts.Metrics = activities.NewMetrics(reg)
 
 	// The private server works: an allowed recipient gets mail.
-	okID, _ := customer("allowed")
+	okID, _ := newCustomer("allowed")
 	okAddr := "allowed@" + testenv.RandomID(6) + ".example.test"
 	require.Equal(t, activities.SendSent, f.mustSend(f.marketingSend(okID, okAddr)).Status)
 	f.waitForOne(okAddr)
 
-	id, addr := customer("refused")
+	id, addr := newCustomer("refused")
 	in := f.marketingSend(id, addr)
 	before := f.sender.Stats()
 	res, err := f.sendEmail(in)
@@ -270,7 +269,7 @@ func TestSMTPDownIsRetriedAndSendsOnce(t *testing.T) {
 	f := newFixtureWithMail(t, mp.SMTPAddr(), mp.APIURL())
 	reg := prometheus.NewRegistry()
 	f.acts.Metrics = activities.NewMetrics(reg)
-	id, addr := customer("down")
+	id, addr := newCustomer("down")
 	in := f.marketingSend(id, addr)
 
 	mp.Stop()
@@ -303,7 +302,7 @@ func TestSMTPDownIsRetriedAndSendsOnce(t *testing.T) {
 func TestSuppressedAddressGetsNoMarketingMail(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id, addr := customer("unsub")
+	id, addr := newCustomer("unsub")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 
 	// The address arrives in another case than it was stored in.
@@ -328,7 +327,7 @@ func TestSuppressedAddressGetsNoMarketingMail(t *testing.T) {
 	require.Equal(t, activities.SendSuppressed, f.mustSend(in).Status)
 
 	// The owner is told about the lead.
-	_, owner := customer("owner")
+	_, owner := newCustomer("owner")
 	notice := f.handoffNotice(id, owner)
 	res = f.mustSend(notice)
 	require.Equal(t, activities.SendSent, res.Status, "result %+v", res)
@@ -366,7 +365,7 @@ func TestSendEmailBadInput(t *testing.T) {
 	f := newFixture(t)
 
 	t.Run("unknown template", func(t *testing.T) {
-		id, addr := customer("notpl")
+		id, addr := newCustomer("notpl")
 		in := f.marketingSend(id, addr)
 		in.Template = "no_such_template"
 		_, err := f.sendEmail(in)
@@ -378,8 +377,8 @@ func TestSendEmailBadInput(t *testing.T) {
 	})
 
 	t.Run("template data missing", func(t *testing.T) {
-		id, _ := customer("noextra")
-		_, owner := customer("owner")
+		id, _ := newCustomer("noextra")
+		_, owner := newCustomer("owner")
 		in := f.handoffNotice(id, owner)
 		in.Data.Extra = nil // the notice needs the customer's name, reasons...
 		_, err := f.sendEmail(in)
@@ -390,7 +389,7 @@ func TestSendEmailBadInput(t *testing.T) {
 
 	t.Run("unknown campaign version is retryable", func(t *testing.T) {
 		// A rolling deploy: a worker that has the version will send it.
-		id, addr := customer("nocamp")
+		id, addr := newCustomer("nocamp")
 		in := f.marketingSend(id, addr)
 		in.CampaignVersion = "v999"
 		_, err := f.sendEmail(in)
@@ -400,7 +399,7 @@ func TestSendEmailBadInput(t *testing.T) {
 	})
 
 	t.Run("invalid address", func(t *testing.T) {
-		id, _ := customer("badaddr")
+		id, _ := newCustomer("badaddr")
 		in := f.marketingSend(id, "not an address")
 		_, err := f.sendEmail(in)
 		requireAppError(t, err, activities.ErrBadInput)
@@ -409,10 +408,10 @@ func TestSendEmailBadInput(t *testing.T) {
 	})
 
 	t.Run("send key of another customer", func(t *testing.T) {
-		id, addr := customer("keyowner")
+		id, addr := newCustomer("keyowner")
 		in := f.marketingSend(id, addr)
 		require.Equal(t, activities.SendSent, f.mustSend(in).Status)
-		thief, thiefAddr := customer("keythief")
+		thief, thiefAddr := newCustomer("keythief")
 		in.CustomerID, in.To = thief, thiefAddr
 		_, err := f.sendEmail(in)
 		requireAppError(t, err, activities.ErrBadInput)
@@ -423,8 +422,8 @@ func TestSendEmailBadInput(t *testing.T) {
 	// The sender refuses the message before it talks to the server: the
 	// send fails permanently (recorded, not retried) and nothing arrives.
 	t.Run("CR LF in recipient name", func(t *testing.T) {
-		id, addr := customer("crlf")
-		_, injected := customer("injected")
+		id, addr := newCustomer("crlf")
+		_, injected := newCustomer("injected")
 		in := f.marketingSend(id, addr)
 		in.ToName = "Ada\r\nBcc: " + injected
 		stats := f.sender.Stats()
@@ -447,8 +446,8 @@ func TestSendEmailBadInput(t *testing.T) {
 	// A line break in a template value would end up in the subject: the
 	// rendering refuses it.
 	t.Run("CR LF in subject data", func(t *testing.T) {
-		id, addr := customer("crlfsubj")
-		_, injected := customer("injected")
+		id, addr := newCustomer("crlfsubj")
+		_, injected := newCustomer("injected")
 		in := f.marketingSend(id, addr)
 		tpl := f.camp.Templates[in.Template]
 		require.Contains(t, tpl.Subject, ".FirstName", "this case needs a subject that uses the first name")
@@ -473,7 +472,7 @@ func TestEmailMetrics(t *testing.T) {
 		return counterValue(t, reg, "lifecycle_crm_writes_total", map[string]string{"op": op, "result": result})
 	}
 
-	id, addr := customer("metrics")
+	id, addr := newCustomer("metrics")
 	require.NoError(t, f.upsertContact(contactFor(id, addr)))
 	require.Equal(t, 1.0, crmWrites("upsert_contact", "ok"))
 
@@ -487,14 +486,14 @@ func TestEmailMetrics(t *testing.T) {
 	require.Equal(t, 1.0, emails("sent"))
 	require.Equal(t, 2.0, emails("duplicate"))
 
-	id2, addr2 := customer("metrics-unsub")
+	id2, addr2 := newCustomer("metrics-unsub")
 	f.suppress(activities.SuppressInput{CustomerID: id2, Email: addr2, Reason: crm.ReasonUnsubscribed})
 	require.Equal(t, 1.0, crmWrites("suppress", "ok"))
 	require.Equal(t, activities.SendSuppressed, f.mustSend(f.marketingSend(id2, addr2)).Status)
 	require.Equal(t, 1.0, emails("suppressed"))
 	require.Equal(t, 0.0, emails("failed"))
 
-	id3, addr3 := customer("metrics-fail")
+	id3, addr3 := newCustomer("metrics-fail")
 	bad := f.marketingSend(id3, addr3)
 	bad.ToName = "Ada\nBcc: x@example.test"
 	require.Equal(t, activities.SendFailed, f.mustSend(bad).Status)

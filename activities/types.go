@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // LoadCampaignInput names a campaign version; Latest takes the newest.
@@ -13,18 +14,12 @@ type LoadCampaignInput struct {
 	Latest  bool   `json:"latest,omitempty"`
 }
 
-// Contact is the profile a journey keeps in the CRM.
+// Contact is what a journey writes to the CRM about its customer: the
+// customer.Profile (embedded: the same fields under the same JSON names)
+// and what the journey adds to it. It is carried in journey histories, so
+// its JSON names never change.
 type Contact struct {
-	CustomerID         string `json:"customer_id"`
-	Email              string `json:"email"`
-	FirstName          string `json:"first_name,omitempty"`
-	LastName           string `json:"last_name,omitempty"`
-	Company            string `json:"company,omitempty"`
-	Role               string `json:"role,omitempty"`
-	CompanySize        int    `json:"company_size,omitempty"`
-	TimeZone           string `json:"time_zone,omitempty"`
-	LeadSource         string `json:"lead_source,omitempty"`
-	OwnerEmail         string `json:"owner_email,omitempty"`
+	customer.Profile
 	DeliveryOwnerEmail string `json:"delivery_owner_email,omitempty"`
 	CampaignID         string `json:"campaign_id,omitempty"`
 	CampaignVersion    string `json:"campaign_version,omitempty"`
@@ -82,8 +77,8 @@ type ScoreInput struct {
 type TransitionInput struct {
 	Key             string         `json:"key"`
 	CustomerID      string         `json:"customer_id"`
-	From            campaign.Stage `json:"from"`
-	To              campaign.Stage `json:"to"`
+	From            customer.Stage `json:"from"`
+	To              customer.Stage `json:"to"`
 	Reason          string         `json:"reason"`
 	At              time.Time      `json:"at"`
 	CampaignID      string         `json:"campaign_id"`
@@ -141,8 +136,7 @@ type HandoffInput struct {
 	SLADue     time.Time         `json:"sla_due"`
 }
 
-// HandoffStatusInput moves a handoff along: accepted, escalated, won, lost,
-// rejected.
+// HandoffStatusInput moves a handoff along (customer.HandoffStatuses).
 type HandoffStatusInput struct {
 	Key    string `json:"key"`
 	Status string `json:"status"`
@@ -158,7 +152,8 @@ type TaskInput struct {
 	DueAt      time.Time `json:"due_at"`
 }
 
-// SuppressInput stops mail to an address.
+// SuppressInput stops mail to an address; Reason is one of
+// customer.SuppressionReasons.
 type SuppressInput struct {
 	CustomerID string `json:"customer_id"`
 	Email      string `json:"email"`

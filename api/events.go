@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -242,7 +242,7 @@ func (s *server) postBatch(w http.ResponseWriter, r *http.Request, body []byte) 
 
 // warnings are the remarks about a valid event.
 func warnings(index int, ev Event) []ItemWarning {
-	if campaign.IsKnownEvent(ev.Type) {
+	if customer.IsKnownEvent(ev.Type) {
 		return []ItemWarning{}
 	}
 	return []ItemWarning{{Index: index, Field: "type", Warning: fmt.Sprintf(

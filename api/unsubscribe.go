@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -191,7 +192,7 @@ func (s *server) suppress(ctx context.Context, customerID string) (suppressed, e
 	if contact.Email == "" {
 		return false, false, nil
 	}
-	if err := s.crm.Suppress(ctx, contact.Email, customerID, crm.ReasonUnsubscribed); err != nil {
+	if err := s.crm.Suppress(ctx, contact.Email, customerID, customer.ReasonUnsubscribed); err != nil {
 		return false, false, err
 	}
 	return true, false, nil

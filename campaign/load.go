@@ -177,7 +177,7 @@ func decodeError(source string, err error, idx *pathIndex) error {
 		if parent != "" {
 			de.Msg += " in " + parent
 		}
-		de.Msg += suggest(key, fieldNames(parent))
+		de.Msg += Suggest(key, fieldNames(parent))
 	case errors.As(err, &typeErr):
 		de.Path = path
 		de.Msg = fmt.Sprintf("expected %s, got %s", kindName(typeErr.DstType), srcName(typeErr.SrcType))

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 func TestCompareVersions(t *testing.T) {
@@ -182,7 +184,7 @@ func TestEmbeddedSaaSContent(t *testing.T) {
 	}
 	assert.Equal(t, []string{"0", "4d", "9d", "16d", "25d"}, offsets)
 	assert.Equal(t, Duration(24*3600e9), c.Sales.SLA)
-	assert.Equal(t, Transactional, c.Templates[c.Sales.NotifyTemplate].Category)
+	assert.Equal(t, customer.CategoryTransactional, c.Templates[c.Sales.NotifyTemplate].Category)
 	assert.Equal(t, Duration(31*day), c.Onboarding.Length)
 	assert.Equal(t, Duration(30*day), c.Onboarding.Steps[len(c.Onboarding.Steps)-1].Offset)
 	assert.Equal(t, "0 9 1 1 *", c.Active.Holidays[0].Cron)

@@ -5,33 +5,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/acme/lifecycle/customer"
 )
-
-// Lead-source trust levels (keys of Scoring.SourcePoints), from the most to
-// the least trusted.
-const (
-	SourceCurrentCustomer = "current_customer"
-	SourceReferral        = "referral"
-	SourceConnected       = "connected"
-	SourceExpert          = "expert"
-	SourceSearchAds       = "search_ads"
-	SourceCold            = "cold"
-)
-
-// LeadSources lists the six trust levels, most trusted first. Treat it as
-// read-only.
-var LeadSources = []string{
-	SourceCurrentCustomer, SourceReferral, SourceConnected, SourceExpert, SourceSearchAds, SourceCold,
-}
-
-func isLeadSource(s string) bool {
-	for _, x := range []string{SourceCurrentCustomer, SourceReferral, SourceConnected, SourceExpert, SourceSearchAds, SourceCold} {
-		if s == x {
-			return true
-		}
-	}
-	return false
-}
 
 // Reason is one contribution to a lead score. Source is an event type
 // ("demo_requested") or a profile fact: "source:referral", "company_size",
@@ -87,8 +63,8 @@ func (s Scoring) FitPoints(leadSource string, companySize int, role string) (int
 		}
 	}
 	src := NormalizeLeadSource(leadSource)
-	if !isLeadSource(src) {
-		src = SourceCold
+	if !customer.IsLeadSource(src) {
+		src = customer.LeadCold
 	}
 	add("source:"+src, s.SourcePoints[src])
 	for _, b := range s.Fit.CompanySize {

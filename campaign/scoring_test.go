@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 func TestFitPoints(t *testing.T) {
@@ -46,9 +48,9 @@ func TestNormalizeRole(t *testing.T) {
 
 func TestEventPointsFor(t *testing.T) {
 	s := embeddedSaaS(t).Scoring
-	assert.Equal(t, 30, s.EventPointsFor(EventDemoRequested))
-	assert.Equal(t, 10, s.EventPointsFor(EventPricingViewed))
-	assert.Equal(t, 0, s.EventPointsFor(EventLogin))
+	assert.Equal(t, 30, s.EventPointsFor(customer.EventDemoRequested))
+	assert.Equal(t, 10, s.EventPointsFor(customer.EventPricingViewed))
+	assert.Equal(t, 0, s.EventPointsFor(customer.EventLogin))
 	assert.Equal(t, 0, s.EventPointsFor("nonsense"))
 	assert.True(t, s.Qualifies(60))
 	assert.False(t, s.Qualifies(59))

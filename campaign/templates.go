@@ -6,6 +6,8 @@ import (
 	htmltemplate "html/template"
 	"strings"
 	texttemplate "text/template"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Keys of TemplateData.Extra that the journey fills and that templates may
@@ -29,7 +31,7 @@ const (
 // Rendered is an email ready to send.
 type Rendered struct {
 	Subject, Text, HTML string
-	Category            Category
+	Category            customer.Category
 }
 
 // SampleUnsubscribeURL is the unsubscribe address SampleTemplateData uses;
@@ -45,7 +47,7 @@ func SampleTemplateData(c *Campaign) TemplateData {
 	}
 	return TemplateData{
 		FirstName: "Jane", LastName: "Doe", Email: "jane.doe@example.com", Company: "Example Corp",
-		Product: product, Stage: string(StageNurture), Score: 42, UnsubscribeURL: SampleUnsubscribeURL,
+		Product: product, Stage: string(customer.StageNurture), Score: 42, UnsubscribeURL: SampleUnsubscribeURL,
 		Extra: map[string]string{
 			ExtraCustomerID:    "cus_sample",
 			ExtraCustomerName:  "Jane Doe (Example Corp)",
@@ -57,13 +59,18 @@ func SampleTemplateData(c *Campaign) TemplateData {
 	}
 }
 
-// CategoryOrDefault returns the template's category: Marketing when empty.
-func (t Template) CategoryOrDefault() Category {
+// CategoryOrDefault returns the template's category: marketing when empty.
+func (t Template) CategoryOrDefault() customer.Category {
 	if t.Category == "" {
-		return Marketing
+		return customer.CategoryMarketing
 	}
 	return t.Category
 }
+
+// IsMarketing reports whether the template is marketing mail (its category
+// is marketing or empty): it carries an unsubscribe link and obeys
+// unsubscribe, quiet hours and the frequency cap.
+func (t Template) IsMarketing() bool { return t.CategoryOrDefault() == customer.CategoryMarketing }
 
 // Render renders a template of the campaign. data.Product defaults to the
 // campaign's product. Errors name the campaign (id@version), the template
@@ -126,7 +133,7 @@ func (c *Campaign) Key() string { return c.ID + "@" + c.Version }
 type Renderer struct {
 	key, product string
 	id           string
-	category     Category
+	category     customer.Category
 	subject      *texttemplate.Template
 	text         *texttemplate.Template
 	html         *htmltemplate.Template

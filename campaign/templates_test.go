@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Every embedded template renders with sample data, for the customer (with
@@ -32,7 +34,7 @@ func TestRenderEveryEmbeddedTemplate(t *testing.T) {
 				assert.NotContains(t, part, "{{")
 			}
 			assert.Equal(t, c.Templates[id].CategoryOrDefault(), r.Category)
-			if r.Category == Marketing {
+			if r.Category == customer.CategoryMarketing {
 				assert.Contains(t, r.Text, SampleUnsubscribeURL)
 				assert.Contains(t, r.HTML, `href="`+SampleUnsubscribeURL+`"`)
 				assert.Contains(t, r.Text, "Jane")
@@ -88,7 +90,7 @@ func TestRenderDetails(t *testing.T) {
 	assert.Equal(t, "Hi <b>Jo</b>, welcome to Demo App. Unsubscribe: https://u.example/x?a=1&b=2", r.Text)
 	assert.Contains(t, r.HTML, "<p>Hi &lt;b&gt;Jo&lt;/b&gt;</p>", "html/template escapes")
 	assert.Contains(t, r.HTML, `href="https://u.example/x?a=1&amp;b=2"`)
-	assert.Equal(t, Marketing, r.Category)
+	assert.Equal(t, customer.CategoryMarketing, r.Category)
 
 	// An explicit product wins over the campaign's.
 	data.Product = "Other"
@@ -98,7 +100,7 @@ func TestRenderDetails(t *testing.T) {
 
 	r, err = c.Render("notice", SampleTemplateData(c))
 	require.NoError(t, err)
-	assert.Equal(t, Transactional, r.Category)
+	assert.Equal(t, customer.CategoryTransactional, r.Category)
 	assert.Empty(t, r.HTML)
 }
 
@@ -146,7 +148,7 @@ func TestRenderConcurrent(t *testing.T) {
 					errs <- err
 					continue
 				}
-				if r.Category == Marketing && !strings.Contains(r.Text, d.FirstName) {
+				if r.Category == customer.CategoryMarketing && !strings.Contains(r.Text, d.FirstName) {
 					errs <- fmt.Errorf("%s: wrong data", id)
 				}
 			}

@@ -11,36 +11,8 @@ package campaign
 import (
 	"sync"
 	"time"
-)
 
-// Stage is a step of the customer journey; its value is what the
-// JourneyStage search attribute holds.
-type Stage string
-
-// The stages of the journey and its two exits.
-const (
-	StagePending      Stage = "pending" // events arrived before the signup
-	StageTrial        Stage = "trial"
-	StageNurture      Stage = "nurture"
-	StageSales        Stage = "sales"
-	StageOnboarding   Stage = "onboarding"
-	StageActive       Stage = "active"
-	StageAtRisk       Stage = "at_risk"
-	StageChurned      Stage = "churned"
-	StageUnsubscribed Stage = "unsubscribed"
-	StageErased       Stage = "erased"
-)
-
-// Category decides which rules apply to an email: marketing mail obeys
-// unsubscribe, quiet hours and the frequency cap; transactional mail (sales
-// owner notifications, account notices) obeys only suppression by bounce or
-// erase.
-type Category string
-
-// Email categories.
-const (
-	Marketing     Category = "marketing"
-	Transactional Category = "transactional"
+	"github.com/acme/lifecycle/customer"
 )
 
 // Campaign is one version of a lifecycle campaign.
@@ -118,8 +90,8 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 type Scoring struct {
 	// Threshold at or above which a lead is handed to sales.
 	Threshold int `yaml:"threshold" json:"threshold"`
-	// SourcePoints are the starting (fit) points per lead-source trust level:
-	// current_customer, referral, connected, expert, search_ads, cold.
+	// SourcePoints are the starting (fit) points per lead-source trust level
+	// (customer.LeadSources).
 	SourcePoints map[string]int `yaml:"source_points" json:"source_points"`
 	// EventPoints are behaviour points per event type.
 	EventPoints map[string]int `yaml:"event_points" json:"event_points"`
@@ -255,10 +227,10 @@ type Churned struct {
 // Template is an email. Subject and Text are text/template, HTML is
 // html/template; they see TemplateData.
 type Template struct {
-	Subject  string   `yaml:"subject" json:"subject"`
-	Text     string   `yaml:"text" json:"text"`
-	HTML     string   `yaml:"html" json:"html"`
-	Category Category `yaml:"category,omitempty" json:"category,omitempty"`
+	Subject  string            `yaml:"subject" json:"subject"`
+	Text     string            `yaml:"text" json:"text"`
+	HTML     string            `yaml:"html" json:"html"`
+	Category customer.Category `yaml:"category,omitempty" json:"category,omitempty"`
 }
 
 // TemplateData is what a template can use.

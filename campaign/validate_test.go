@@ -86,6 +86,7 @@ func TestValidateRules(t *testing.T) {
 		// sales
 		{"owner email invalid", func(c *Campaign) { c.Sales.OwnerEmail = "sales-at-demo" }, "sales.owner_email", `"sales-at-demo" is not a valid email address`},
 		{"owner email with name", func(c *Campaign) { c.Sales.OwnerEmail = "Sales <sales@demo.example>" }, "sales.owner_email", "want a plain address"},
+		{"owner email the mailer refuses", func(c *Campaign) { c.Sales.OwnerEmail = "sales@localhost" }, "sales.owner_email", "the domain must be a host name like example.com"},
 		{"owner email empty", func(c *Campaign) { c.Sales.OwnerEmail = "" }, "sales.owner_email", "required"},
 		{"escalation email invalid", func(c *Campaign) { c.Sales.EscalationEmail = "lead@" }, "sales.escalation_email", "not a valid email address"},
 		{"notify template missing", func(c *Campaign) { c.Sales.NotifyTemplate = "handoff" }, "sales.notify_template", `template "handoff" not found`},

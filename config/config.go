@@ -21,6 +21,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"go.temporal.io/sdk/client"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Secret is a string that never prints its value.
@@ -202,8 +204,12 @@ func (c Config) Validate() error {
 	if !slices.Contains(TLSModes, c.SMTP.TLSMode) {
 		bad("SMTP_TLS_MODE", c.SMTP.TLSMode, "must be one of "+strings.Join(TLSModes, ", "))
 	}
-	if !strings.Contains(c.SMTP.From, "@") || strings.ContainsAny(c.SMTP.From, "\r\n") {
-		bad("SMTP_FROM", c.SMTP.From, "must be an email address")
+	// The mailer's rule for the sender (email.NewSender), the customer's
+	// rule for an address: found here, the worker refuses to start with a
+	// message that names the variable.
+	var fe *customer.FieldError
+	if errors.As(errors.Join(customer.CheckLine("", c.SMTP.From), customer.CheckEmail("", strings.TrimSpace(c.SMTP.From))), &fe) {
+		bad("SMTP_FROM", c.SMTP.From, "must be an email address: "+fe.Problem)
 	}
 	if strings.ContainsAny(c.SMTP.FromName, "\r\n") {
 		bad("SMTP_FROM_NAME", c.SMTP.FromName, "must not contain line breaks")

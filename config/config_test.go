@@ -105,3 +105,18 @@ func TestBadDatabaseURLDoesNotEchoIt(t *testing.T) {
 	assert.Contains(t, err.Error(), "DATABASE_URL")
 	assert.NotContains(t, err.Error(), "topsecret")
 }
+
+// SMTP_FROM follows the one rule for an address (customer.CheckEmail),
+// which the mailer applies too: what the mailer would refuse stops the
+// worker here, with the variable named.
+func TestSMTPFromIsABareAddress(t *testing.T) {
+	for _, from := range []string{"Demo <hello@lifecycle.example>", "hello@localhost", "hello@lifecycle.example\r\nBcc: x@y.example"} {
+		_, err := LoadFrom(map[string]string{"SMTP_FROM": from})
+		if assert.Error(t, err, from) {
+			assert.Contains(t, err.Error(), "SMTP_FROM=")
+		}
+	}
+	c, err := LoadFrom(map[string]string{"SMTP_FROM": "news@acme.example"})
+	require.NoError(t, err)
+	assert.Equal(t, "news@acme.example", c.SMTP.From)
+}

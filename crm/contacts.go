@@ -12,9 +12,15 @@ import (
 	"github.com/acme/lifecycle/customer"
 )
 
-// Contact is a customer's CRM profile. Stage, Score and the campaign are
-// owned by the journey: UpsertContact sets them only when it creates the
-// contact; later they change through RecordTransition and RecordScore.
+// Contact is a customer's row in the CRM: the customer.Profile (its
+// fields, by the same names and types; Profile returns it) and what the
+// CRM keeps besides — the delivery owner, consent, the journey's stage,
+// score and campaign, timestamps. The profile's fields are not embedded, so
+// callers keep writing Contact{CustomerID: ..., Email: ...};
+// TestContactHoldsTheProfile keeps the two the same. Stage, Score and the
+// campaign are owned by the journey: UpsertContact sets them only when it
+// creates the contact; later they change through RecordTransition and
+// RecordScore.
 type Contact struct {
 	CustomerID  string
 	Email       string
@@ -25,7 +31,7 @@ type Contact struct {
 	CompanySize int
 	// TimeZone is an IANA name ("Europe/Berlin"); empty means unknown.
 	TimeZone string
-	// LeadSource is one of LeadSources; empty means unknown.
+	// LeadSource is one of customer.LeadSources; empty means unknown.
 	LeadSource         string
 	OwnerEmail         string
 	DeliveryOwnerEmail string
@@ -39,6 +45,15 @@ type Contact struct {
 	UpdatedAt       time.Time
 	// ErasedAt is set on the tombstone of an erased customer.
 	ErasedAt *time.Time
+}
+
+// Profile is the customer's profile part of the contact.
+func (c Contact) Profile() customer.Profile {
+	return customer.Profile{
+		CustomerID: c.CustomerID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
+		Company: c.Company, Role: c.Role, CompanySize: c.CompanySize, TimeZone: c.TimeZone,
+		LeadSource: c.LeadSource, OwnerEmail: c.OwnerEmail,
+	}
 }
 
 // Erased reports whether the contact is the tombstone of an erased customer.
@@ -55,17 +70,13 @@ func (c *Contact) normalize() {
 // validate applies the customer's field rules (package customer, the
 // same as the API and the journey) and names the first bad field.
 func (c Contact) validate() error {
-	if err := (customer.Profile{
-		CustomerID: c.CustomerID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
-		Company: c.Company, Role: c.Role, CompanySize: c.CompanySize, TimeZone: c.TimeZone,
-		LeadSource: c.LeadSource, OwnerEmail: c.OwnerEmail,
-	}).Validate(); err != nil {
+	if err := c.Profile().Validate(); err != nil {
 		return rule(err, c.Email, c.OwnerEmail)
 	}
 	if err := validEmail("delivery_owner_email", c.DeliveryOwnerEmail, false); err != nil {
 		return err
 	}
-	if c.Stage == StageErased {
+	if c.Stage == string(customer.StageErased) {
 		return invalid("stage", "%q is set by Erase only", c.Stage)
 	}
 	if err := validStage("stage", c.Stage, true); err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 )
 
 func TestUpsertContactTwiceUpdatesOneRow(t *testing.T) {
@@ -29,7 +30,7 @@ func TestUpsertContactTwiceUpdatesOneRow(t *testing.T) {
 	c.Company = "Engines Inc"
 	c.CompanySize = 7
 	c.TimeZone = "America/New_York"
-	c.LeadSource = crm.LeadCold
+	c.LeadSource = customer.LeadCold
 	c.Consent = false
 	c.DeliveryOwnerEmail = "delivery@acme.test"
 	// The journey owns stage and score: an update does not overwrite them.
@@ -44,7 +45,7 @@ func TestUpsertContactTwiceUpdatesOneRow(t *testing.T) {
 	require.Equal(t, "Engines Inc", got.Company)
 	require.Equal(t, 7, got.CompanySize)
 	require.Equal(t, "America/New_York", got.TimeZone)
-	require.Equal(t, crm.LeadCold, got.LeadSource)
+	require.Equal(t, customer.LeadCold, got.LeadSource)
 	require.False(t, got.Consent)
 	require.Equal(t, "delivery@acme.test", got.DeliveryOwnerEmail)
 	require.Equal(t, crm.StageTrial, got.Stage)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Erase deletes the personal data of a customer, in one transaction:
@@ -62,12 +64,12 @@ SELECT DISTINCT email FROM email_log WHERE customer_id = $1 AND email <> ''`, cu
 				continue
 			}
 			seen[h] = true
-			if err := suppress(ctx, tx, h, customerID, ReasonErased); err != nil {
+			if err := suppress(ctx, tx, h, customerID, customer.ReasonErased); err != nil {
 				return fmt.Errorf("suppress address: %w", err)
 			}
 		}
 
-		if stage != StageErased {
+		if stage != string(customer.StageErased) {
 			if _, err := tx.Exec(ctx, `
 INSERT INTO stage_transitions (transition_key, customer_id, from_stage, to_stage, reason, at)
 VALUES ($1, $2, $3, 'erased', 'personal data erased', now())

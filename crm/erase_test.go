@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 )
 
 // occurrences counts, over every table of the schema, the rows whose text
@@ -59,7 +60,7 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 	require.NoError(t, s.RecordScore(ctx, crm.ScoreEntry{Key: id + "/score/1", CustomerID: id, Score: 50, At: at}))
 	require.NoError(t, s.CreateHandoff(ctx, crm.Handoff{Key: id + "/handoff/1", CustomerID: id, Score: 50,
 		Reasons: []crm.HandoffReason{{EventType: "demo_requested", Points: 30}}, OwnerEmail: "owner@acme.test"}))
-	require.NoError(t, s.CreateTask(ctx, crm.Task{Key: id + "/task/1", CustomerID: id, Kind: crm.TaskChurnWarning,
+	require.NoError(t, s.CreateTask(ctx, crm.Task{Key: id + "/task/1", CustomerID: id, Kind: customer.TaskChurnWarning,
 		Title: "Call Janelle Quackenbush at Zyxcorp", OwnerEmail: "owner@acme.test"}))
 	// Mail went to the current and to an earlier address.
 	for key, addr := range map[string]string{id + "/welcome/0": oldMail, id + "/welcome/3": email} {
@@ -97,13 +98,13 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 		ok, reason, err := s.IsSuppressed(ctx, addr)
 		require.NoError(t, err)
 		require.True(t, ok, addr)
-		require.Equal(t, crm.ReasonErased, reason)
+		require.Equal(t, customer.ReasonErased, reason)
 	}
 	// And an unsubscribe that arrives later does not weaken it.
-	require.NoError(t, s.Suppress(ctx, email, id, crm.ReasonUnsubscribed))
+	require.NoError(t, s.Suppress(ctx, email, id, customer.ReasonUnsubscribed))
 	_, reason, err := s.IsSuppressed(ctx, email)
 	require.NoError(t, err)
-	require.Equal(t, crm.ReasonErased, reason)
+	require.Equal(t, customer.ReasonErased, reason)
 	tx := claim(id + "/receipt/1")
 	tx.CustomerID, tx.Email, tx.Category = id, email, crm.CategoryTransactional
 	requireClaim(t, s, tx, crm.ClaimSuppressed)
@@ -120,7 +121,7 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 	require.ErrorIs(t, s.UpsertContact(ctx, c), crm.ErrErased)
 	require.ErrorIs(t, s.RecordTransition(ctx, crm.Transition{Key: id + "/2/sales", CustomerID: id, To: crm.StageSales}), crm.ErrErased)
 	require.ErrorIs(t, s.RecordScore(ctx, crm.ScoreEntry{Key: id + "/score/2", CustomerID: id, Score: 1}), crm.ErrErased)
-	require.ErrorIs(t, s.CreateTask(ctx, crm.Task{Key: id + "/task/2", CustomerID: id, Kind: crm.TaskFollowUp}), crm.ErrErased)
+	require.ErrorIs(t, s.CreateTask(ctx, crm.Task{Key: id + "/task/2", CustomerID: id, Kind: customer.TaskFollowUp}), crm.ErrErased)
 	require.ErrorIs(t, s.CreateHandoff(ctx, crm.Handoff{Key: id + "/handoff/2", CustomerID: id}), crm.ErrErased)
 	// A retry of a write made before the erasure still succeeds.
 	require.NoError(t, s.RecordTransition(ctx, tr))

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // FunnelQuery selects the customers a funnel report is about.
@@ -47,18 +49,22 @@ type StageCount struct {
 // Conversion is the share of customers who, having entered one of From,
 // entered To later (after their first entry into From).
 type Conversion struct {
-	From      []string `json:"from"`
-	To        string   `json:"to"`
-	Label     string   `json:"label,omitempty"`
-	Entered   int      `json:"entered"`
-	Converted int      `json:"converted"`
+	From      []customer.Stage `json:"from"`
+	To        customer.Stage   `json:"to"`
+	Label     string           `json:"label,omitempty"`
+	Entered   int              `json:"entered"`
+	Converted int              `json:"converted"`
 	// Rate is Converted/Entered (0 when nobody entered).
 	Rate float64 `json:"rate"`
 }
 
 // Name is "trial/nurture → sales".
 func (c Conversion) Name() string {
-	n := strings.Join(c.From, "/") + " → " + c.To
+	from := make([]string, len(c.From))
+	for i, st := range c.From {
+		from[i] = string(st)
+	}
+	n := strings.Join(from, "/") + " → " + string(c.To)
 	if c.Label != "" {
 		n += " (" + c.Label + ")"
 	}
@@ -76,14 +82,14 @@ type StageTime struct {
 
 // FunnelSteps are the conversions a funnel report shows.
 var FunnelSteps = []Conversion{
-	{From: []string{StageTrial}, To: StageNurture},
-	{From: []string{StageTrial, StageNurture}, To: StageSales},
-	{From: []string{StageSales}, To: StageOnboarding},
-	{From: []string{StageOnboarding}, To: StageActive},
-	{From: []string{StageActive}, To: StageAtRisk},
-	{From: []string{StageAtRisk}, To: StageActive, Label: "reactivated"},
-	{From: []string{StageAtRisk}, To: StageChurned},
-	{From: []string{StageChurned}, To: StageActive, Label: "won back"},
+	{From: []customer.Stage{customer.StageTrial}, To: customer.StageNurture},
+	{From: []customer.Stage{customer.StageTrial, customer.StageNurture}, To: customer.StageSales},
+	{From: []customer.Stage{customer.StageSales}, To: customer.StageOnboarding},
+	{From: []customer.Stage{customer.StageOnboarding}, To: customer.StageActive},
+	{From: []customer.Stage{customer.StageActive}, To: customer.StageAtRisk},
+	{From: []customer.Stage{customer.StageAtRisk}, To: customer.StageActive, Label: "reactivated"},
+	{From: []customer.Stage{customer.StageAtRisk}, To: customer.StageChurned},
+	{From: []customer.Stage{customer.StageChurned}, To: customer.StageActive, Label: "won back"},
 }
 
 // cohortCTE selects the customers of the report: $1 since (NULL: all), $2
@@ -137,7 +143,7 @@ GROUP BY c.stage`, since, q.CampaignID)
 	var from, to []string
 	for i, c := range FunnelSteps {
 		for _, st := range c.From {
-			idx, from, to = append(idx, int32(i)), append(from, st), append(to, c.To)
+			idx, from, to = append(idx, int32(i)), append(from, string(st)), append(to, string(c.To))
 		}
 	}
 	rows, err = s.pool.Query(ctx, `WITH `+cohortCTE+`,
@@ -224,13 +230,13 @@ GROUP BY stage`, since, q.CampaignID)
 // orderedStages lists the keys in journey order, unknown ones last by name.
 func orderedStages[V any](m map[string]V) []string {
 	var out, rest []string
-	for _, st := range Stages {
+	for _, st := range customer.StageNames() {
 		if _, ok := m[st]; ok {
 			out = append(out, st)
 		}
 	}
 	for st := range m {
-		if !slices.Contains(Stages, st) {
+		if !customer.Stage(st).Valid() {
 			rest = append(rest, st)
 		}
 	}

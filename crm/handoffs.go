@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // HandoffReason is one event that contributed to the lead score that
@@ -28,7 +30,7 @@ type Handoff struct {
 	OwnerEmail string
 	// SLADueAt is when an unaccepted handoff escalates; zero means none.
 	SLADueAt time.Time
-	// Status is one of HandoffStatuses; empty means open.
+	// Status is one of customer.HandoffStatuses; empty means open.
 	Status    string
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -45,7 +47,7 @@ func (h Handoff) validate() error {
 		return err
 	}
 	if h.Status != "" {
-		if err := requireOneOf("status", h.Status, HandoffStatuses); err != nil {
+		if err := requireOneOf("status", h.Status, customer.HandoffStatuses); err != nil {
 			return err
 		}
 	}
@@ -65,7 +67,7 @@ func (s *Store) CreateHandoff(ctx context.Context, h Handoff) error {
 		return fmt.Errorf("create handoff %q: %w", h.Key, err)
 	}
 	if h.Status == "" {
-		h.Status = HandoffOpen
+		h.Status = customer.HandoffOpen
 	}
 	reasons := h.Reasons
 	if reasons == nil {
@@ -99,9 +101,9 @@ ON CONFLICT (handoff_key) DO NOTHING`,
 	return nil
 }
 
-var closedHandoff = []string{HandoffWon, HandoffLost, HandoffRejected}
+var closedHandoff = []string{customer.HandoffWon, customer.HandoffLost, customer.HandoffRejected}
 
-// SetHandoffStatus moves the handoff to status (one of HandoffStatuses).
+// SetHandoffStatus moves the handoff to status (one of customer.HandoffStatuses).
 // Setting the status it already has is a no-op; an unknown key is
 // ErrNotFound; a handoff that is won, lost or rejected cannot be moved to
 // another status (ErrHandoffClosed), so a late escalation never reopens a
@@ -110,7 +112,7 @@ func (s *Store) SetHandoffStatus(ctx context.Context, handoffKey, status string)
 	if err := requireText("handoff_key", handoffKey); err != nil {
 		return fmt.Errorf("set handoff status: %w", err)
 	}
-	if err := requireOneOf("status", status, HandoffStatuses); err != nil {
+	if err := requireOneOf("status", status, customer.HandoffStatuses); err != nil {
 		return fmt.Errorf("set handoff %q status: %w", handoffKey, err)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/internal/testenv"
 )
 
@@ -61,7 +62,7 @@ func contact(id string) crm.Contact {
 		Role:        "CTO",
 		CompanySize: 42,
 		TimeZone:    "Europe/Berlin",
-		LeadSource:  crm.LeadReferral,
+		LeadSource:  customer.LeadReferral,
 		OwnerEmail:  "owner@acme.test",
 		Consent:     true,
 		Stage:       crm.StageTrial,

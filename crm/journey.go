@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Transition is one stage change of a customer's journey. Key is the
@@ -44,7 +46,7 @@ func (t Transition) validate() error {
 	if err := validStage("to_stage", t.To, false); err != nil {
 		return err
 	}
-	if t.To == StageErased {
+	if t.To == string(customer.StageErased) {
 		return invalid("to_stage", "%q is set by Erase only", t.To)
 	}
 	if t.StageSeq < 0 {

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 )
 
 func TestRecordTransitionIdempotent(t *testing.T) {
@@ -108,23 +109,23 @@ func TestHandoffIdempotentAndStatus(t *testing.T) {
 		OwnerEmail: "owner@acme.test", SLADueAt: due,
 	}
 	require.NoError(t, s.CreateHandoff(ctx, h))
-	require.NoError(t, s.SetHandoffStatus(ctx, h.Key, crm.HandoffAccepted))
+	require.NoError(t, s.SetHandoffStatus(ctx, h.Key, customer.HandoffAccepted))
 	require.NoError(t, s.CreateHandoff(ctx, h)) // a retry does not reset the status
 	require.Equal(t, 1, count(t, s, `SELECT count(*) FROM handoffs`))
 	got, err := s.GetHandoff(ctx, h.Key)
 	require.NoError(t, err)
-	require.Equal(t, crm.HandoffAccepted, got.Status)
+	require.Equal(t, customer.HandoffAccepted, got.Status)
 	require.Equal(t, h.Reasons, got.Reasons)
 	require.True(t, got.SLADueAt.Equal(due))
 	require.Equal(t, 72, got.Score)
 
-	require.NoError(t, s.SetHandoffStatus(ctx, h.Key, crm.HandoffWon))
-	require.NoError(t, s.SetHandoffStatus(ctx, h.Key, crm.HandoffWon), "same status again is a no-op")
-	require.ErrorIs(t, s.SetHandoffStatus(ctx, h.Key, crm.HandoffEscalated), crm.ErrHandoffClosed)
+	require.NoError(t, s.SetHandoffStatus(ctx, h.Key, customer.HandoffWon))
+	require.NoError(t, s.SetHandoffStatus(ctx, h.Key, customer.HandoffWon), "same status again is a no-op")
+	require.ErrorIs(t, s.SetHandoffStatus(ctx, h.Key, customer.HandoffEscalated), crm.ErrHandoffClosed)
 
-	require.ErrorIs(t, s.SetHandoffStatus(ctx, "no-such-handoff", crm.HandoffWon), crm.ErrNotFound)
+	require.ErrorIs(t, s.SetHandoffStatus(ctx, "no-such-handoff", customer.HandoffWon), crm.ErrNotFound)
 	requireInvalid(t, s.SetHandoffStatus(ctx, h.Key, "maybe"), "status")
-	requireInvalid(t, s.SetHandoffStatus(ctx, "", crm.HandoffWon), "handoff_key")
+	requireInvalid(t, s.SetHandoffStatus(ctx, "", customer.HandoffWon), "handoff_key")
 	requireInvalid(t, s.CreateHandoff(ctx, crm.Handoff{Key: "k", CustomerID: "cus_1", Status: "pending"}), "status")
 	requireInvalid(t, s.CreateHandoff(ctx, crm.Handoff{Key: "k", CustomerID: "cus_1", Reasons: []crm.HandoffReason{{Points: 3}}}), "reasons[0].event_type")
 	require.ErrorIs(t, s.CreateHandoff(ctx, crm.Handoff{Key: "k", CustomerID: "nobody"}), crm.ErrNotFound)
@@ -137,7 +138,7 @@ func TestCreateTaskIdempotent(t *testing.T) {
 	mustUpsert(t, s, contact("cus_1"))
 	task := crm.Task{
 		Key: "journey-cus_1/at_risk/1", CustomerID: "cus_1", OwnerEmail: "owner@acme.test",
-		Kind: crm.TaskChurnWarning, Title: "Churn warning: no login for 30 days", DueAt: time.Now().Add(24 * time.Hour),
+		Kind: customer.TaskChurnWarning, Title: "Churn warning: no login for 30 days", DueAt: time.Now().Add(24 * time.Hour),
 	}
 	require.NoError(t, s.CreateTask(ctx, task))
 	require.NoError(t, s.CreateTask(ctx, task))

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // HashEmail returns the key of an address on the suppression list: the hex
@@ -20,7 +22,7 @@ func HashEmail(email string) string {
 }
 
 // Suppress puts the address on the suppression list with reason (one of
-// SuppressionReasons); customerID may be empty. A suppression is only ever
+// customer.SuppressionReasons); customerID may be empty. A suppression is only ever
 // strengthened (unsubscribed < invalid < bounced < complained < erased), so
 // a late unsubscribe never turns an erased or bounced address back into
 // one that still gets transactional mail. Unsubscribed and complained also
@@ -29,7 +31,7 @@ func (s *Store) Suppress(ctx context.Context, email, customerID, reason string) 
 	if err := requireText("email", email); err != nil {
 		return fmt.Errorf("suppress: %w", err)
 	}
-	if err := requireOneOf("reason", reason, SuppressionReasons); err != nil {
+	if err := requireOneOf("reason", reason, customer.SuppressionReasons); err != nil {
 		return fmt.Errorf("suppress: %w", err)
 	}
 	customerID = strings.TrimSpace(customerID)
@@ -45,7 +47,7 @@ func (s *Store) Suppress(ctx context.Context, email, customerID, reason string) 
 func suppress(ctx context.Context, tx pgx.Tx, hash, customerID, reason string) error {
 	// The contact row first, then the suppression: the order Erase takes
 	// its locks in, so the two never deadlock.
-	if customerID != "" && (reason == ReasonUnsubscribed || reason == ReasonComplained) {
+	if customerID != "" && (reason == customer.ReasonUnsubscribed || reason == customer.ReasonComplained) {
 		if _, err := tx.Exec(ctx, `
 UPDATE contacts SET consent = false, updated_at = now()
 WHERE customer_id = $1 AND consent AND erased_at IS NULL`, customerID); err != nil {
@@ -60,7 +62,7 @@ ON CONFLICT (email_hash) DO UPDATE SET
     customer_id = CASE WHEN EXCLUDED.customer_id = '' THEN s.customer_id ELSE EXCLUDED.customer_id END,
     updated_at = now()
 WHERE array_position($4::text[], EXCLUDED.reason) > array_position($4::text[], s.reason)`,
-		hash, reason, customerID, SuppressionReasons)
+		hash, reason, customerID, customer.SuppressionReasons)
 	return err
 }
 

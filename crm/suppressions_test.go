@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 )
 
 func TestHashEmail(t *testing.T) {
@@ -28,12 +29,12 @@ func TestSuppressionByHashCaseInsensitive(t *testing.T) {
 	require.False(t, ok)
 	require.Empty(t, reason)
 
-	require.NoError(t, s.Suppress(ctx, "CUS_1@Example.com", "cus_1", crm.ReasonUnsubscribed))
-	require.NoError(t, s.Suppress(ctx, "cus_1@example.com", "cus_1", crm.ReasonUnsubscribed))
+	require.NoError(t, s.Suppress(ctx, "CUS_1@Example.com", "cus_1", customer.ReasonUnsubscribed))
+	require.NoError(t, s.Suppress(ctx, "cus_1@example.com", "cus_1", customer.ReasonUnsubscribed))
 	ok, reason, err = s.IsSuppressed(ctx, "Cus_1@EXAMPLE.com")
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.Equal(t, crm.ReasonUnsubscribed, reason)
+	require.Equal(t, customer.ReasonUnsubscribed, reason)
 	require.Equal(t, 1, count(t, s, `SELECT count(*) FROM suppressions`))
 	require.Equal(t, 0, count(t, s, `SELECT count(*) FROM suppressions WHERE email_hash ILIKE '%example%'`), "only the hash is kept")
 
@@ -44,15 +45,15 @@ func TestSuppressionByHashCaseInsensitive(t *testing.T) {
 
 	// Only strengthened: bounced beats unsubscribed, a later unsubscribe
 	// does not weaken it.
-	require.NoError(t, s.Suppress(ctx, "cus_1@example.com", "", crm.ReasonBounced))
-	require.NoError(t, s.Suppress(ctx, "cus_1@example.com", "", crm.ReasonUnsubscribed))
+	require.NoError(t, s.Suppress(ctx, "cus_1@example.com", "", customer.ReasonBounced))
+	require.NoError(t, s.Suppress(ctx, "cus_1@example.com", "", customer.ReasonUnsubscribed))
 	_, reason, err = s.IsSuppressed(ctx, "cus_1@example.com")
 	require.NoError(t, err)
-	require.Equal(t, crm.ReasonBounced, reason)
+	require.Equal(t, customer.ReasonBounced, reason)
 	require.Equal(t, 1, count(t, s, `SELECT count(*) FROM suppressions WHERE customer_id = 'cus_1'`))
 
 	requireInvalid(t, s.Suppress(ctx, "x@example.com", "", "annoyed"), "reason")
-	requireInvalid(t, s.Suppress(ctx, " ", "", crm.ReasonBounced), "email")
+	requireInvalid(t, s.Suppress(ctx, " ", "", customer.ReasonBounced), "email")
 	_, _, err = s.IsSuppressed(ctx, "")
 	requireInvalid(t, err, "email")
 }

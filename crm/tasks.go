@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/lifecycle/customer"
 )
 
 // Task is a to-do for a person in the company (the account owner), such as
@@ -14,12 +16,12 @@ type Task struct {
 	Key        string
 	CustomerID string
 	OwnerEmail string
-	// Kind is a lower_snake_case word such as TaskChurnWarning.
+	// Kind is a lower_snake_case word such as customer.TaskChurnWarning.
 	Kind  string
 	Title string
 	// DueAt is zero for a task without a due date.
 	DueAt time.Time
-	// Status is one of TaskStatuses; empty means open.
+	// Status is one of customer.TaskStatuses; empty means open.
 	Status    string
 	CreatedAt time.Time
 }
@@ -35,10 +37,10 @@ func (t Task) validate() error {
 		return err
 	}
 	if !kindRE.MatchString(t.Kind) {
-		return invalid("kind", "%q is not a lower_snake_case word such as %q", t.Kind, TaskChurnWarning)
+		return invalid("kind", "%q is not a lower_snake_case word such as %q", t.Kind, customer.TaskChurnWarning)
 	}
 	if t.Status != "" {
-		if err := requireOneOf("status", t.Status, TaskStatuses); err != nil {
+		if err := requireOneOf("status", t.Status, customer.TaskStatuses); err != nil {
 			return err
 		}
 	}
@@ -52,7 +54,7 @@ func (s *Store) CreateTask(ctx context.Context, t Task) error {
 		return fmt.Errorf("create task %q: %w", t.Key, err)
 	}
 	if t.Status == "" {
-		t.Status = TaskOpen
+		t.Status = customer.TaskOpen
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		const byKey = `SELECT customer_id FROM tasks WHERE task_key = $1`

@@ -4,6 +4,12 @@
 // accepts can be stored and sent: a value refused further down would be
 // answered 202 and then fail inside the journey, where nobody sees it.
 //
+// It also holds what every package means by the same words: the journey's
+// vocabulary (vocabulary.go: stages, lead sources, event types, email
+// categories, suppression reasons, handoff and task statuses) and the
+// customer's Profile, which every other shape of a contact is built from.
+// It imports nothing of this module, so every package can import it.
+//
 //	field                        rule
 //	customer_id                  1-128 of letters, digits and . _ : @ - (it is part of the workflow ID)
 //	email, owner_email           a bare ASCII address name@domain: at most 254 characters, 64 before the @ (RFC 5321)
@@ -56,7 +62,6 @@ import (
 	"io"
 	"net/mail"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -240,29 +245,9 @@ func hostName(d string) bool {
 	return true
 }
 
-// Lead sources: where a lead came from, most trusted first.
-const (
-	LeadCurrentCustomer = "current_customer"
-	LeadReferral        = "referral"
-	LeadConnected       = "connected"
-	LeadExpert          = "expert"
-	LeadSearchAds       = "search_ads"
-	LeadCold            = "cold"
-)
-
-// LeadSources lists the valid lead sources, most trusted first. Treat it
-// as read-only; CheckLeadSource does not depend on it.
-var LeadSources = leadSources()
-
-var validLeadSources = leadSources()
-
-func leadSources() []string {
-	return []string{LeadCurrentCustomer, LeadReferral, LeadConnected, LeadExpert, LeadSearchAds, LeadCold}
-}
-
 // CheckLeadSource accepts "" (unknown) and the LeadSources.
 func CheckLeadSource(field, v string) error {
-	if v == "" || slices.Contains(validLeadSources, v) {
+	if v == "" || IsLeadSource(v) {
 		return nil
 	}
 	return invalid(field, "%smust be one of %s", shown(v), strings.Join(validLeadSources, ", "))
@@ -416,38 +401,4 @@ func walkProperties(field string, b []byte) error {
 			}
 		}
 	}
-}
-
-// Profile is who a customer is: what a signup carries and the CRM keeps.
-type Profile struct {
-	CustomerID  string
-	Email       string
-	FirstName   string
-	LastName    string
-	Company     string
-	Role        string
-	CompanySize int
-	TimeZone    string
-	LeadSource  string
-	OwnerEmail  string
-}
-
-// Validate returns one *FieldError per bad field, joined (errors.Join), in
-// the order of the fields; fields are named by their JSON names.
-func (p Profile) Validate() error {
-	errs := []error{
-		CheckCustomerID("customer_id", p.CustomerID),
-		CheckEmail("email", p.Email),
-		CheckName("first_name", p.FirstName),
-		CheckName("last_name", p.LastName),
-		CheckCompany("company", p.Company),
-		CheckName("role", p.Role),
-		CheckCompanySize("company_size", p.CompanySize),
-		CheckTimeZone("time_zone", p.TimeZone),
-		CheckLeadSource("lead_source", p.LeadSource),
-	}
-	if p.OwnerEmail != "" {
-		errs = append(errs, CheckEmail("owner_email", p.OwnerEmail))
-	}
-	return errors.Join(errs...)
 }

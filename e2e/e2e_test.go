@@ -1,7 +1,8 @@
-// Package e2e runs journeys end to end on the real stack: the Temporal dev
-// server, PostgreSQL and Mailpit that `make test` starts. A worker is built
-// exactly as the worker command builds it (internal/workerapp), on a task
-// queue of its own, against a fresh CRM database.
+// Package e2e runs journeys and broadcasts end to end on the real stack:
+// the Temporal dev server, PostgreSQL and Mailpit that `make test` starts. A
+// worker is built exactly as the worker command builds it
+// (internal/workerapp), on a task queue of its own, against a fresh CRM
+// database.
 //
 // With RECORD_HISTORIES=1 the tests also write the histories of the journeys
 // they ran to workflows/testdata/histories, where the replay test checks

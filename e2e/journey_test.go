@@ -12,7 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/internal/stacktest"
 	"github.com/acme/lifecycle/internal/testenv"
 	"github.com/acme/lifecycle/workflows"
@@ -130,7 +130,7 @@ func TestUnsubscribeStopsMailAtOnce(t *testing.T) {
 	suppressed, reason, err := app.CRM.IsSuppressed(ctx, signup.Email)
 	require.NoError(t, err)
 	assert.True(t, suppressed)
-	assert.Equal(t, crm.ReasonUnsubscribed, reason)
+	assert.Equal(t, customer.ReasonUnsubscribed, reason)
 
 	// The journey has completed: no timer is left that could send the tips.
 	for _, m := range s.Mails(t, "to:"+signup.Email) {

@@ -17,14 +17,15 @@ import (
 	"github.com/acme/lifecycle/customer"
 )
 
-// Message categories.
+// Message categories: customer.Categories, as the text Message.Category
+// holds.
 const (
 	// CategoryMarketing is mail a customer can opt out of; it must carry an
 	// UnsubscribeURL and gets RFC 8058 one-click unsubscribe headers.
-	CategoryMarketing = "marketing"
+	CategoryMarketing = string(customer.CategoryMarketing)
 	// CategoryTransactional is mail the customer needs regardless of
 	// marketing consent (receipts, owner notifications, ...).
-	CategoryTransactional = "transactional"
+	CategoryTransactional = string(customer.CategoryTransactional)
 )
 
 // Message is one email to one recipient.

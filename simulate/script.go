@@ -6,18 +6,16 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -55,7 +53,10 @@ type Script struct {
 	Events []ScriptEvent
 }
 
-// Customer is the scripted customer's profile (the signup).
+// Customer is the scripted customer's profile (the signup) as a script
+// writes it: customer.Profile's fields under their API names, but the id
+// is `id`. Profile returns it; TestCustomerHoldsTheProfile keeps the fields
+// the same.
 type Customer struct {
 	ID          string `yaml:"id" json:"id"`
 	Email       string `yaml:"email" json:"email"`
@@ -81,38 +82,18 @@ type ScriptEvent struct {
 	index int
 }
 
-// signup is the journey's view of the customer.
-func (s *Script) signup() workflows.Signup {
-	c := s.Customer
-	return workflows.Signup{
+// Profile is who the customer is.
+func (c Customer) Profile() customer.Profile {
+	return customer.Profile{
 		CustomerID: c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName, Company: c.Company,
 		Role: c.Role, CompanySize: c.CompanySize, TimeZone: c.TimeZone, LeadSource: c.LeadSource,
-		OwnerEmail: c.OwnerEmail, At: s.SignupAt,
+		OwnerEmail: c.OwnerEmail,
 	}
 }
 
-// ScriptError is one problem in a script: where (line, field) and what.
-type ScriptError struct {
-	Source string
-	Line   int
-	Path   string
-	Msg    string
-}
-
-// Error formats the problem as "file: line N: path: why".
-func (e *ScriptError) Error() string {
-	var b strings.Builder
-	if e.Source != "" {
-		b.WriteString(e.Source + ": ")
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d: ", e.Line)
-	}
-	if e.Path != "" {
-		b.WriteString(e.Path + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
+// signup is the journey's view of the customer.
+func (s *Script) signup() workflows.Signup {
+	return workflows.SignupOf(s.Customer.Profile(), s.SignupAt)
 }
 
 // rawScript is the file as written.
@@ -319,7 +300,7 @@ func parseTime(s string) (time.Time, error) {
 // always a typo.
 func (s *Script) CheckEvents(c *campaign.Campaign) error {
 	known := map[string]bool{}
-	for _, t := range campaign.KnownEventTypes {
+	for _, t := range customer.KnownEventTypes {
 		known[t] = true
 	}
 	for t := range c.Scoring.EventPoints {
@@ -339,178 +320,9 @@ func (s *Script) CheckEvents(c *campaign.Campaign) error {
 			continue
 		}
 		errs = append(errs, &ScriptError{Source: s.Source, Line: e.Line, Path: fmt.Sprintf("events[%d].type", e.index),
-			Msg: fmt.Sprintf("unknown event type %q%s; known types: %s", e.Type, suggest(e.Type, names), strings.Join(names, ", "))})
+			Msg: fmt.Sprintf("unknown event type %q%s; known types: %s", e.Type, campaign.Suggest(e.Type, names), strings.Join(names, ", "))})
 	}
 	return errors.Join(errs...)
-}
-
-// pathIndex maps YAML positions to field paths ("events[2].day") and back.
-type pathIndex struct {
-	byOffset map[int]string
-	lines    map[string]int
-}
-
-func indexPaths(f *ast.File) *pathIndex {
-	idx := &pathIndex{byOffset: map[int]string{}, lines: map[string]int{}}
-	ast.Walk(idx, f.Docs[0].Body)
-	return idx
-}
-
-func (idx *pathIndex) Visit(n ast.Node) ast.Visitor {
-	tk := n.GetToken()
-	if tk == nil {
-		return idx
-	}
-	p := strings.TrimPrefix(strings.TrimPrefix(n.GetPath(), "$"), ".")
-	if _, ok := idx.byOffset[tk.Position.Offset]; !ok {
-		idx.byOffset[tk.Position.Offset] = p
-	}
-	if l, ok := idx.lines[p]; !ok || tk.Position.Line < l {
-		idx.lines[p] = tk.Position.Line
-	}
-	return idx
-}
-
-// line is the line of path, or of its nearest parent in the file (a
-// missing field is reported at the mapping it is missing from).
-func (idx *pathIndex) line(path string) int {
-	if idx == nil {
-		return 0
-	}
-	for path != "" {
-		if l, ok := idx.lines[path]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(path, ".[")
-		if i < 0 {
-			break
-		}
-		path = path[:i]
-	}
-	return 0
-}
-
-var positionRe = regexp.MustCompile(`\[(\d+):\d+\]\s*`)
-
-// yamlError turns a goccy/go-yaml error into a ScriptError with the line
-// and, where it can be found, the field.
-func yamlError(source string, err error, idx *pathIndex) error {
-	var ye yaml.Error
-	if !errors.As(err, &ye) {
-		return &ScriptError{Source: source, Msg: err.Error()}
-	}
-	se := &ScriptError{Source: source, Msg: positionRe.ReplaceAllString(ye.GetMessage(), "")}
-	var path string
-	if tk := ye.GetToken(); tk != nil {
-		se.Line = tk.Position.Line
-		if idx != nil {
-			path = idx.byOffset[tk.Position.Offset]
-		}
-	}
-	var unknown *yaml.UnknownFieldError
-	var typeErr *yaml.TypeError
-	switch {
-	case errors.As(err, &unknown):
-		parent, key := path, ""
-		if i := strings.LastIndex(path, "."); i >= 0 {
-			parent, key = path[:i], path[i+1:]
-		} else {
-			parent, key = "", path
-		}
-		where := "at the top level"
-		if parent != "" {
-			where = "in " + parent
-		}
-		se.Msg = fmt.Sprintf("unknown field %q %s%s", key, where, suggest(key, fieldsAt(parent)))
-	case errors.As(err, &typeErr):
-		se.Path = path
-		se.Msg = fmt.Sprintf("expected %s, got %s", kindName(typeErr.DstType), kindName(typeErr.SrcType))
-	default:
-		se.Path = path
-	}
-	return se
-}
-
-// fieldsAt lists the fields allowed in the mapping at path.
-func fieldsAt(path string) []string {
-	var t reflect.Type
-	switch {
-	case path == "":
-		t = reflect.TypeFor[rawScript]()
-	case path == "customer":
-		t = reflect.TypeFor[Customer]()
-	case path == "signup":
-		t = reflect.TypeFor[rawWhen]()
-	case strings.HasPrefix(path, "events["):
-		t = reflect.TypeFor[rawEvent]()
-	default:
-		return nil
-	}
-	var names []string
-	for f := range t.Fields() {
-		if n, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); n != "" {
-			names = append(names, n)
-		}
-	}
-	return names
-}
-
-func kindName(t reflect.Type) string {
-	if t == nil {
-		return "something else"
-	}
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a whole number"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.String:
-		return "text"
-	case reflect.Slice, reflect.Array:
-		return "a list"
-	case reflect.Map, reflect.Struct:
-		return "a mapping (key: value lines)"
-	case reflect.Pointer:
-		return kindName(t.Elem())
-	}
-	return t.String()
-}
-
-// suggest returns ` (did you mean "x"?)` for the closest option, if close.
-func suggest(s string, options []string) string {
-	best, bestD := "", 1<<30
-	for _, o := range options {
-		if d := editDistance(s, o); d < bestD {
-			best, bestD = o, d
-		}
-	}
-	if best == "" || bestD > max(2, len(s)/3) {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func orDefault(v, def string) string {

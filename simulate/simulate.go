@@ -1,7 +1,8 @@
 // Package simulate previews a campaign: it runs the real journey workflow
 // (workflows.CustomerJourney) for one scripted customer in Temporal's
-// time-skipping test environment, with the activities replaced by an
-// in-memory CRM and mailer, and returns the timeline of what the journey
+// time-skipping test environment, with the activities replaced by the
+// in-memory CRM and mailer of package inmemory (the workflow tests' too),
+// and returns the timeline of what the journey
 // would do — every email with its time in the customer's zone, template
 // and rendered subject, stage changes and why, sends that were moved or
 // skipped and why, and where the journey ends up.
@@ -24,7 +25,9 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/acme/lifecycle/activities/inmemory"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/simulate/driver"
 	"github.com/acme/lifecycle/workflows"
 )
@@ -189,7 +192,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	rec := newRecorder()
-	fake := newSimCRM(reg, rec)
+	crm := inmemory.New(reg)
+	(&observer{rec: rec, reg: reg}).watch(crm)
 	h := &harvest{rec: rec}
 
 	signup := s.signup()
@@ -236,8 +240,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Workflow: workflows.CustomerJourney,
 		Name:     workflows.WorkflowName,
 		Setup: func(env *driver.Env) {
-			env.RegisterActivity(fake)
-			fake.now = env.Now
+			env.RegisterActivity(crm.Activities())
+			crm.SetClock(env.Now)
 		},
 		Start:   s.Start,
 		Until:   until,
@@ -300,7 +304,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		switch {
 		case e.Kind == KindEmail && e.Status == StatusSent:
 			res.Emails.ToCustomer++
-			if e.Category == string(campaign.Transactional) {
+			if e.Category == string(customer.CategoryTransactional) {
 				res.Emails.Transactional++
 			} else {
 				res.Emails.Marketing++

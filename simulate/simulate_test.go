@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer/customertest"
 )
 
 var update = flag.Bool("update", false, "rewrite simulate/testdata/*.golden from the current output")
@@ -286,4 +287,10 @@ func TestUnknownEventTypeIsRejectedWithSuggestion(t *testing.T) {
 	_, err = Run(t.Context(), Options{Campaign: loadShipped(t), Script: s, Until: 10 * day})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `s.yaml: line 4: events[1].type: unknown event type "priceing_viewed" (did you mean "pricing_viewed"?)`)
+}
+
+// The script's customer is the customer's profile, field for field (the id
+// is written `id`).
+func TestCustomerHoldsTheProfile(t *testing.T) {
+	customertest.RequireProfileFields(t, Customer.Profile, map[string]string{"CustomerID": "ID"})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/email/mailpit"
 	"github.com/acme/lifecycle/workflows"
 )
@@ -52,30 +53,30 @@ type demoEvent struct {
 func demoCustomers() []demoCustomer {
 	return []demoCustomer{
 		{name: "ada", story: "referral CTO: activation crosses the threshold → sales → deal won → onboarding → active",
-			signup: workflows.Signup{FirstName: "Ada", LastName: "Lovelace", Company: "Analytical Engines", Role: "cto", CompanySize: 500, TimeZone: "Europe/Berlin", LeadSource: "referral"},
-			events: []demoEvent{{day: 0.5, typ: "trial_activated"}, {day: 1.5, typ: "sales_accepted"}, {day: 3, typ: "deal_won"}, {day: 20, typ: "login"}, {day: 45, typ: "login"}}},
+			signup: workflows.Signup{FirstName: "Ada", LastName: "Lovelace", Company: "Analytical Engines", Role: "cto", CompanySize: 500, TimeZone: "Europe/Berlin", LeadSource: customer.LeadReferral},
+			events: []demoEvent{{day: 0.5, typ: customer.EventTrialActivated}, {day: 1.5, typ: customer.EventSalesAccepted}, {day: 3, typ: customer.EventDealWon}, {day: 20, typ: customer.EventLogin}, {day: 45, typ: customer.EventLogin}}},
 		{name: "ben", story: "cold lead: stays in nurture, content picked by score band; a duplicate event counts once",
-			signup: workflows.Signup{FirstName: "Ben", LastName: "Okafor", Company: "Tiny Co", Role: "engineer", CompanySize: 12, TimeZone: "America/New_York", LeadSource: "cold"},
-			events: []demoEvent{{day: 1, typ: "email_opened", id: "ben-open-1", twice: true}, {day: 6, typ: "pricing_viewed"}, {day: 14, typ: "webinar_attended"}}},
+			signup: workflows.Signup{FirstName: "Ben", LastName: "Okafor", Company: "Tiny Co", Role: "engineer", CompanySize: 12, TimeZone: "America/New_York", LeadSource: customer.LeadCold},
+			events: []demoEvent{{day: 1, typ: customer.EventEmailOpened, id: "ben-open-1", twice: true}, {day: 6, typ: customer.EventPricingViewed}, {day: 14, typ: customer.EventWebinarAttended}}},
 		{name: "chloe", story: "demo request → sales; sales rejects → back to nurture",
-			signup: workflows.Signup{FirstName: "Chloe", LastName: "Tanaka", Company: "Kumo Data", Role: "head_of_data", CompanySize: 120, TimeZone: "Asia/Tokyo", LeadSource: "search_ads"},
-			events: []demoEvent{{day: 1, typ: "content_downloaded"}, {day: 2, typ: "pricing_viewed"}, {day: 3, typ: "demo_requested"}, {day: 5, typ: "sales_rejected"}}},
+			signup: workflows.Signup{FirstName: "Chloe", LastName: "Tanaka", Company: "Kumo Data", Role: "head_of_data", CompanySize: 120, TimeZone: "Asia/Tokyo", LeadSource: customer.LeadSearchAds},
+			events: []demoEvent{{day: 1, typ: customer.EventContentDownloaded}, {day: 2, typ: customer.EventPricingViewed}, {day: 3, typ: customer.EventDemoRequested}, {day: 5, typ: customer.EventSalesRejected}}},
 		{name: "dan", story: "buys on day 1 → onboarding → active → goes quiet → at_risk (churn warning, win-back)",
-			signup: workflows.Signup{FirstName: "Dan", LastName: "Reyes", Company: "Northwind", Role: "vp_engineering", CompanySize: 2000, TimeZone: "Europe/London", LeadSource: "current_customer"},
-			events: []demoEvent{{day: 1, typ: "purchase"}, {day: 10, typ: "login"}}},
+			signup: workflows.Signup{FirstName: "Dan", LastName: "Reyes", Company: "Northwind", Role: "vp_engineering", CompanySize: 2000, TimeZone: "Europe/London", LeadSource: customer.LeadCurrentCustomer},
+			events: []demoEvent{{day: 1, typ: customer.EventPurchase}, {day: 10, typ: customer.EventLogin}}},
 		{name: "eve", story: "unsubscribes on day 2: marketing mail stops at once, journey exits",
-			signup: workflows.Signup{FirstName: "Eve", LastName: "Moreau", Company: "Paris Labs", Role: "engineer", CompanySize: 40, TimeZone: "Europe/Paris", LeadSource: "connected"},
-			events: []demoEvent{{day: 2, typ: "unsubscribe"}}},
+			signup: workflows.Signup{FirstName: "Eve", LastName: "Moreau", Company: "Paris Labs", Role: "engineer", CompanySize: 40, TimeZone: "Europe/Paris", LeadSource: customer.LeadConnected},
+			events: []demoEvent{{day: 2, typ: customer.EventUnsubscribe}}},
 		{name: "finn", story: "an event arrives before the signup: the journey waits (pending), then starts with the points",
 			signupDay: 1,
-			signup:    workflows.Signup{FirstName: "Finn", LastName: "Berg", Company: "Fjord AS", Role: "engineer", CompanySize: 80, TimeZone: "Europe/Oslo", LeadSource: "expert"},
-			events:    []demoEvent{{day: 0, typ: "pricing_viewed"}, {day: 4, typ: "email_clicked"}}},
+			signup:    workflows.Signup{FirstName: "Finn", LastName: "Berg", Company: "Fjord AS", Role: "engineer", CompanySize: 80, TimeZone: "Europe/Oslo", LeadSource: customer.LeadExpert},
+			events:    []demoEvent{{day: 0, typ: customer.EventPricingViewed}, {day: 4, typ: customer.EventEmailClicked}}},
 		{name: "gina", story: "buys, onboards, stays active (logins reset the inactivity clock)",
-			signup: workflows.Signup{FirstName: "Gina", LastName: "Rossi", Company: "Milano Retail", Role: "cto", CompanySize: 300, TimeZone: "America/Los_Angeles", LeadSource: "referral"},
-			events: []demoEvent{{day: 0.5, typ: "purchase"}, {day: 25, typ: "login"}, {day: 50, typ: "login"}, {day: 70, typ: "feature_used"}}},
+			signup: workflows.Signup{FirstName: "Gina", LastName: "Rossi", Company: "Milano Retail", Role: "cto", CompanySize: 300, TimeZone: "America/Los_Angeles", LeadSource: customer.LeadReferral},
+			events: []demoEvent{{day: 0.5, typ: customer.EventPurchase}, {day: 25, typ: customer.EventLogin}, {day: 50, typ: customer.EventLogin}, {day: 70, typ: customer.EventFeatureUsed}}},
 		{name: "hugo", story: "address bounces: no more mail, journey goes on",
-			signup: workflows.Signup{FirstName: "Hugo", LastName: "Silva", Company: "Lisboa Soft", Role: "engineer", CompanySize: 15, TimeZone: "Europe/Lisbon", LeadSource: "search_ads"},
-			events: []demoEvent{{day: 3, typ: "email_bounced"}}},
+			signup: workflows.Signup{FirstName: "Hugo", LastName: "Silva", Company: "Lisboa Soft", Role: "engineer", CompanySize: 15, TimeZone: "Europe/Lisbon", LeadSource: customer.LeadSearchAds},
+			events: []demoEvent{{day: 3, typ: customer.EventEmailBounced}}},
 	}
 }
 

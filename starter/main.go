@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -187,7 +188,7 @@ func (a *app) signupCmd() *cobra.Command {
 	f.StringVar(&s.Role, "role", "", "role, e.g. cto")
 	f.IntVar(&s.CompanySize, "company-size", 0, "employees")
 	f.StringVar(&s.TimeZone, "time-zone", "", "IANA time zone, e.g. Europe/Berlin")
-	f.StringVar(&s.LeadSource, "lead-source", "", "one of "+strings.Join(workflows.LeadSources, ", "))
+	f.StringVar(&s.LeadSource, "lead-source", "", "one of "+strings.Join(customer.LeadSources, ", "))
 	f.StringVar(&s.OwnerEmail, "owner", "", "account owner's email")
 	_ = cmd.MarkFlagRequired("email")
 	return cmd

@@ -2,10 +2,8 @@ package workflows
 
 import (
 	"errors"
-	"slices"
 	"time"
 
-	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/customer"
 )
 
@@ -36,7 +34,11 @@ func ValidateCustomerID(id string) error {
 	return customer.CheckCustomerID("customer_id", id)
 }
 
-// Signup is a trial signup: who the customer is.
+// Signup is a trial signup: who the customer is (a customer.Profile) and
+// when they signed up. It is the signal's payload and the API's request
+// body. The profile's fields are its own rather than embedded, so callers
+// write Signup{CustomerID: ..., Email: ...}; TestSignupHoldsTheProfile keeps
+// them the same as customer.Profile's, JSON names included.
 type Signup struct {
 	CustomerID  string    `json:"customer_id"`
 	Email       string    `json:"email"`
@@ -51,20 +53,28 @@ type Signup struct {
 	At          time.Time `json:"at,omitempty"`
 }
 
-// Validate returns one *customer.FieldError per bad field (errors.Join),
-// named by its JSON name. The journey checks signals with it too, so what
-// the API accepts is what the journey accepts.
-func (s Signup) Validate() error {
+// SignupOf is the signup of the customer p at the time at.
+func SignupOf(p customer.Profile, at time.Time) Signup {
+	return Signup{
+		CustomerID: p.CustomerID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName,
+		Company: p.Company, Role: p.Role, CompanySize: p.CompanySize, TimeZone: p.TimeZone,
+		LeadSource: p.LeadSource, OwnerEmail: p.OwnerEmail, At: at,
+	}
+}
+
+// Profile is who signed up.
+func (s Signup) Profile() customer.Profile {
 	return customer.Profile{
 		CustomerID: s.CustomerID, Email: s.Email, FirstName: s.FirstName, LastName: s.LastName,
 		Company: s.Company, Role: s.Role, CompanySize: s.CompanySize, TimeZone: s.TimeZone,
 		LeadSource: s.LeadSource, OwnerEmail: s.OwnerEmail,
-	}.Validate()
+	}
 }
 
-// LeadSources are the trust levels of where a lead came from, most trusted
-// first (customer.LeadSources).
-var LeadSources = slices.Clone(customer.LeadSources)
+// Validate returns one *customer.FieldError per bad field (errors.Join),
+// named by its JSON name. The journey checks signals with it too, so what
+// the API accepts is what the journey accepts.
+func (s Signup) Validate() error { return s.Profile().Validate() }
 
 // Event is something that happened to a customer, pushed by a CRM or the
 // product. ID deduplicates: the same ID twice counts once.
@@ -107,7 +117,7 @@ type JourneyInput struct {
 // JourneyResult is what a finished journey returns.
 type JourneyResult struct {
 	CustomerID string         `json:"customer_id"`
-	Stage      campaign.Stage `json:"stage"`
+	Stage      customer.Stage `json:"stage"`
 	Reason     string         `json:"reason"`
 }
 
@@ -120,7 +130,7 @@ type JourneyView struct {
 	Journey         string         `json:"journey"`
 	CampaignID      string         `json:"campaign_id"`
 	CampaignVersion string         `json:"campaign_version"`
-	Stage           campaign.Stage `json:"stage"`
+	Stage           customer.Stage `json:"stage"`
 	StageEnteredAt  time.Time      `json:"stage_entered_at"`
 	Score           int            `json:"score"`
 	FitScore        int            `json:"fit_score"`

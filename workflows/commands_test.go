@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/lifecycle/activities"
-	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/simulate/driver"
 )
 
@@ -60,10 +60,10 @@ func TestSignupIsOneRunWithOneActivityTheEmail(t *testing.T) {
 	assert.Equal(t, 1, r.runs, "the signup's stage change does not continue-as-new: the run loaded the newest campaign moments before")
 	assert.Equal(t, []string{"LoadCampaign", "WriteCRM"}, log.local, "campaign and CRM: local activities")
 	assert.Equal(t, []string{"SendEmail"}, log.activities, "the welcome email: the only regular activity")
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial}, r.fake.stages(), "the transition is recorded with the contact, in one batch")
+	assert.Equal(t, []customer.Stage{customer.StageTrial}, r.fake.stages(), "the transition is recorded with the contact, in one batch")
 	assert.Equal(t, 3, r.view.FitScore, "the fit score is computed from the profile")
-	if assert.Len(t, r.fake.scores, 1) {
-		assert.Equal(t, 3, r.fake.scores[0].Score, "and the score is in the CRM")
+	if assert.Len(t, r.fake.Records().Scores, 1) {
+		assert.Equal(t, 3, r.fake.Records().Scores[0].Score, "and the score is in the CRM")
 	}
 	assert.Equal(t, []string{"welcome:welcome"}, r.fake.templatesSent())
 }
@@ -74,7 +74,7 @@ func TestSignupLongAfterAnEarlyEventContinuesAsNewForTheNewestCampaign(t *testin
 	r := newJourneyRun(t, monday).event(0, "early", "pricing_viewed").signup(day, coldLead("late"))
 	r.run(r.input("late"), day+time.Hour)
 	assert.Equal(t, 2, r.runs)
-	assert.Equal(t, campaign.StageTrial, r.view.Stage)
+	assert.Equal(t, customer.StageTrial, r.view.Stage)
 }
 
 func TestEngagementKeepsTheWaitTimer(t *testing.T) {
@@ -167,9 +167,9 @@ func TestSignupTaskUpsertsSearchAttributesOnce(t *testing.T) {
 	defer mu.Unlock()
 	if assert.Len(t, upserts, 1) {
 		stage, _ := upserts[0].GetKeyword(AttrStage)
-		customer, _ := upserts[0].GetKeyword(AttrCustomerID)
-		assert.Equal(t, string(campaign.StageTrial), stage)
-		assert.Equal(t, "once", customer)
+		customerID, _ := upserts[0].GetKeyword(AttrCustomerID)
+		assert.Equal(t, string(customer.StageTrial), stage)
+		assert.Equal(t, "once", customerID)
 	}
 }
 
@@ -188,7 +188,7 @@ func TestUnsubscribeWritesTheFinalStageBeforeTheJourneyEnds(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Equal(t, []string{string(campaign.StageTrial), string(campaign.StageUnsubscribed)}, stages,
+	assert.Equal(t, []string{string(customer.StageTrial), string(customer.StageUnsubscribed)}, stages,
 		"the UI lists an ended journey under the stage it ended in")
 }
 

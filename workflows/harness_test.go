@@ -1,13 +1,10 @@
 package workflows
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,58 +13,21 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/acme/lifecycle/activities"
+	"github.com/acme/lifecycle/activities/inmemory"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 	"github.com/acme/lifecycle/simulate/driver"
 )
 
-// fakeCRM stands in for the activities in workflow tests: it behaves like
-// the real CRM where the workflow depends on it (the event log answers which
-// events are new, sends are keyed) and records what the journey asked for,
-// with the test clock's time. Side effects themselves are tested against the
-// real PostgreSQL and Mailpit in the activities and crm packages.
+// fakeCRM is the in-memory CRM and mailer (package inmemory, which
+// `starter simulate` uses too) with the test campaign loaded, and the views
+// of what it recorded that the tests compare. It behaves like the real CRM
+// where the workflow depends on it; side effects themselves are tested
+// against the real PostgreSQL and Mailpit in the activities and crm
+// packages.
 type fakeCRM struct {
-	mu  sync.Mutex
-	now func() time.Time
+	*inmemory.CRM
 	reg *campaign.Registry
-
-	sends       []sent
-	sentKeys    map[string]int
-	events      map[string]bool
-	transitions []activities.TransitionInput
-	handoffs    []activities.HandoffInput
-	statuses    map[string][]string
-	tasks       []activities.TaskInput
-	suppressed  map[string]string
-	erased      []string
-	contacts    []activities.Contact
-	scores      []activities.ScoreInput
-	// writes lists every CRM write made, in order (its Op).
-	writes []string
-
-	// Faults a test injects, by the test clock: the CRM is unreachable
-	// before crmDownUntil; a campaign version is missing before
-	// campaignMissingUntil; send (when set) decides a send's outcome
-	// before the fake's own rules (nil: go on as usual).
-	crmDownUntil         time.Time
-	campaignMissingUntil time.Time
-	crmAttempts          int
-	send                 func(in activities.SendEmailInput) *sendOutcome
-}
-
-// sendOutcome is what a test makes a send return.
-type sendOutcome struct {
-	res activities.SendEmailResult
-	err error
-}
-
-var (
-	_ activities.JourneyActivities = (*fakeCRM)(nil)
-	_ activities.CRMWriter         = (*fakeCRM)(nil)
-)
-
-type sent struct {
-	Key, To, Template, Step string
-	At                      time.Time
 }
 
 func newFakeCRM(t *testing.T) *fakeCRM {
@@ -75,159 +35,40 @@ func newFakeCRM(t *testing.T) *fakeCRM {
 	c, err := campaign.LoadFile("testdata/test-campaign.yaml")
 	require.NoError(t, err)
 	require.NoError(t, reg.Add(c))
-	return &fakeCRM{reg: reg, sentKeys: map[string]int{}, events: map[string]bool{}, statuses: map[string][]string{}, suppressed: map[string]string{}}
+	return &fakeCRM{CRM: inmemory.New(reg), reg: reg}
 }
 
-func (f *fakeCRM) LoadCampaign(_ context.Context, in activities.LoadCampaignInput) (*campaign.Campaign, error) {
-	f.mu.Lock()
-	missing := f.now != nil && f.now().Before(f.campaignMissingUntil)
-	f.mu.Unlock()
-	if missing {
-		return nil, fmt.Errorf("load campaign: campaign %s version %q is not deployed", in.ID, in.Version)
-	}
-	if in.Latest || in.Version == "" {
-		return f.reg.Latest(in.ID)
-	}
-	return f.reg.Get(in.ID, in.Version)
+// register makes env run the journey's activities on the fake, by env's
+// clock.
+func (f *fakeCRM) register(env *driver.Env) {
+	env.RegisterActivity(f.Activities())
+	f.SetClock(env.Now)
 }
 
-func (f *fakeCRM) UpsertContact(_ context.Context, in activities.Contact) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.contacts = append(f.contacts, in)
-	return nil
-}
+// sends are the emails that went out.
+func (f *fakeCRM) sends() []inmemory.Mail { return f.Records().Sent() }
 
-// WriteCRM makes a batch of writes as the real activity does, with the
-// fake's own writers.
-func (f *fakeCRM) WriteCRM(ctx context.Context, in activities.WriteCRMInput) (activities.WriteCRMResult, error) {
-	f.mu.Lock()
-	f.crmAttempts++
-	down := f.now().Before(f.crmDownUntil)
-	if !down {
-		for _, w := range in.Writes {
-			f.writes = append(f.writes, w.Op())
-		}
-	}
-	f.mu.Unlock()
-	if down {
-		return activities.WriteCRMResult{}, errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
-	}
-	return activities.ApplyWrites(ctx, f, in)
-}
-
-func (f *fakeCRM) RecordScore(_ context.Context, in activities.ScoreInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.scores = append(f.scores, in)
-	return nil
-}
-
-func (f *fakeCRM) RecordEvents(_ context.Context, in activities.RecordEventsInput) (activities.RecordEventsResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var res activities.RecordEventsResult
-	for _, e := range in.Events {
-		if !f.events[e.ID] {
-			f.events[e.ID] = true
-			res.New = append(res.New, e.ID)
-		}
-	}
-	return res, nil
-}
-
-func (f *fakeCRM) RecordTransition(_ context.Context, in activities.TransitionInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, t := range f.transitions {
-		if t.Key == in.Key {
-			return nil
-		}
-	}
-	in.At = in.At.UTC()
-	f.transitions = append(f.transitions, in)
-	return nil
-}
-
-func (f *fakeCRM) SendEmail(_ context.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.send != nil {
-		if out := f.send(in); out != nil {
-			return out.res, out.err
-		}
-	}
-	c, err := f.reg.Get(in.CampaignID, in.CampaignVersion)
-	if err != nil {
-		return activities.SendEmailResult{}, err
-	}
-	if _, err := c.Render(in.Template, in.Data); err != nil {
-		return activities.SendEmailResult{}, err
-	}
-	f.sentKeys[in.Key]++
-	if f.sentKeys[in.Key] > 1 {
-		return activities.SendEmailResult{Status: activities.SendDuplicate}, nil
-	}
-	if _, ok := f.suppressed[in.To]; ok && c.Templates[in.Template].Category != campaign.Transactional {
-		return activities.SendEmailResult{Status: activities.SendSuppressed}, nil
-	}
-	f.sends = append(f.sends, sent{Key: in.Key, To: in.To, Template: in.Template, Step: in.Step, At: f.now().UTC()})
-	return activities.SendEmailResult{Status: activities.SendSent}, nil
-}
-
-func (f *fakeCRM) CreateHandoff(_ context.Context, in activities.HandoffInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.handoffs = append(f.handoffs, in)
-	return nil
-}
-
-func (f *fakeCRM) SetHandoffStatus(_ context.Context, in activities.HandoffStatusInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.statuses[in.Key] = append(f.statuses[in.Key], in.Status)
-	return nil
-}
-
-func (f *fakeCRM) CreateTask(_ context.Context, in activities.TaskInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tasks = append(f.tasks, in)
-	return nil
-}
-
-func (f *fakeCRM) Suppress(_ context.Context, in activities.SuppressInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.suppressed[in.Email] = in.Reason
-	return nil
-}
-
-func (f *fakeCRM) EraseContact(_ context.Context, in activities.EraseInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.erased = append(f.erased, in.CustomerID)
-	return nil
-}
-
+// templatesSent lists "step:template" of every email sent.
 func (f *fakeCRM) templatesSent() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, len(f.sends))
-	for i, s := range f.sends {
-		out[i] = s.Step + ":" + s.Template
+	var out []string
+	for _, m := range f.sends() {
+		out = append(out, m.Step+":"+m.Template)
 	}
 	return out
 }
 
-func (f *fakeCRM) stages() []campaign.Stage {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]campaign.Stage, len(f.transitions))
-	for i, t := range f.transitions {
-		out[i] = t.To
+// stages lists the stages the CRM recorded, in order.
+func (f *fakeCRM) stages() []customer.Stage {
+	var out []customer.Stage
+	for _, t := range f.Records().Transitions {
+		out = append(out, t.To)
 	}
 	return out
+}
+
+// eventLogged reports whether the CRM's event log has the event.
+func (f *fakeCRM) eventLogged(id string) bool {
+	return slices.ContainsFunc(f.Records().Events, func(e activities.EventRecord) bool { return e.ID == id })
 }
 
 // journeyRun drives a journey through as many runs (continue-as-new) as it
@@ -285,8 +126,7 @@ func (r *journeyRun) run(in JourneyInput, until time.Duration) {
 		Workflow: CustomerJourney,
 		Name:     WorkflowName,
 		Setup: func(env *driver.Env) {
-			env.RegisterActivity(r.fake)
-			r.fake.now = env.Now
+			r.fake.register(env)
 			if r.onRun != nil {
 				r.onRun(env.Now())
 			}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // Release names the journey logic as released (CHANGELOG.md). Replay
@@ -177,7 +178,7 @@ func start(ctx workflow.Context, in JourneyInput) (*journey, error) {
 		j.s = &JourneyState{
 			CustomerID: in.CustomerID, CampaignID: in.CampaignID, CampaignVersion: in.CampaignVersion,
 			Journey: journeyName(workflow.GetInfo(ctx).WorkflowExecution.RunID),
-			Epoch:   now, TimeScale: scale, Stage: campaign.StagePending, StageEnteredAt: now,
+			Epoch:   now, TimeScale: scale, Stage: customer.StagePending, StageEnteredAt: now,
 		}
 	}
 	for _, id := range j.s.SeenEvents {
@@ -344,7 +345,7 @@ func (j *journey) wait(ctx workflow.Context, planned bool) {
 // shouldContinueAsNew: at a stage boundary (the safe point for campaign
 // upgrades), or when the history grows long.
 func (j *journey) shouldContinueAsNew(ctx workflow.Context) bool {
-	if j.s.Stage == campaign.StageUnsubscribed || j.s.Stage == campaign.StageErased {
+	if j.s.Stage == customer.StageUnsubscribed || j.s.Stage == customer.StageErased {
 		return false
 	}
 	if j.boundary {

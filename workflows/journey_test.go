@@ -8,7 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/lifecycle/activities/inmemory"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 const day = 24 * time.Hour
@@ -27,7 +29,7 @@ func hotLead(id string) Signup {
 
 func sendTimes(f *fakeCRM, step string) []time.Time {
 	var out []time.Time
-	for _, s := range f.sends {
+	for _, s := range f.sends() {
 		if s.Step == step {
 			out = append(out, s.At)
 		}
@@ -39,13 +41,13 @@ func TestTrialWelcomesThenNurtureDrips(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, coldLead("c1"))
 	r.run(r.input("c1"), 20*day)
 
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageNurture}, r.fake.stages())
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageNurture}, r.fake.stages())
 	assert.Equal(t, []string{"welcome:welcome", "tips:tips", "n1:guide", "n2:guide", "n3:guide"}, r.fake.templatesSent())
 	assert.Equal(t, []time.Time{monday}, sendTimes(r.fake, "welcome"))
 	assert.Equal(t, []time.Time{monday.Add(day)}, sendTimes(r.fake, "tips"))
 	assert.Equal(t, []time.Time{monday.Add(3 * day)}, sendTimes(r.fake, "n1"), "nurture starts when the 3-day trial ends")
 	assert.Equal(t, []time.Time{monday.Add(12 * day)}, sendTimes(r.fake, "n3"))
-	assert.Equal(t, campaign.StageNurture, r.view.Stage)
+	assert.Equal(t, customer.StageNurture, r.view.Stage)
 	assert.Equal(t, 3, r.view.FitScore, "cold engineer in a small company: role points only")
 }
 
@@ -53,17 +55,17 @@ func TestScoreAtThresholdHandsOffToSalesWithReasonsAndEscalatesAfterSLA(t *testi
 	r := newJourneyRun(t, monday).signup(0, hotLead("h1")).event(day, "e1", "pricing_viewed")
 	r.run(r.input("h1"), 5*day)
 
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageSales}, r.fake.stages())
-	require.Len(t, r.fake.handoffs, 1)
-	h := r.fake.handoffs[0]
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageSales}, r.fake.stages())
+	require.Len(t, r.fake.Records().Handoffs, 1)
+	h := r.fake.Records().Handoffs[0]
 	assert.Equal(t, 60, h.Score)
 	assert.Equal(t, "sales@test.example", h.OwnerEmail)
 	require.Len(t, h.Reasons, 3)
 	assert.Equal(t, campaign.Reason{Source: "pricing_viewed", Points: 10}, h.Reasons[2], "the event that tipped the score travels with the handoff")
 	assert.Equal(t, monday.Add(2*day), h.SLADue)
 
-	var owner, escalation []sent
-	for _, s := range r.fake.sends {
+	var owner, escalation []inmemory.Mail
+	for _, s := range r.fake.sends() {
 		switch s.To {
 		case "sales@test.example":
 			owner = append(owner, s)
@@ -75,7 +77,7 @@ func TestScoreAtThresholdHandsOffToSalesWithReasonsAndEscalatesAfterSLA(t *testi
 	assert.Equal(t, monday.Add(day), owner[0].At)
 	require.Len(t, escalation, 1, "unaccepted after the 24h SLA: escalated once")
 	assert.Equal(t, monday.Add(2*day), escalation[0].At)
-	assert.Equal(t, []string{"escalated"}, r.fake.statuses[h.Key])
+	assert.Equal(t, []string{"escalated"}, r.fake.Records().HandoffStatuses[h.Key])
 }
 
 func TestDealWonRunsOnboardingThenActive(t *testing.T) {
@@ -85,16 +87,16 @@ func TestDealWonRunsOnboardingThenActive(t *testing.T) {
 		event(2*day, "e3", "deal_won")
 	r.run(r.input("w1"), 40*day)
 
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageSales, campaign.StageOnboarding, campaign.StageActive}, r.fake.stages())
-	key := r.fake.handoffs[0].Key
-	assert.Equal(t, []string{"accepted", "won"}, r.fake.statuses[key], "accepted in time: no escalation")
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageSales, customer.StageOnboarding, customer.StageActive}, r.fake.stages())
+	key := r.fake.Records().Handoffs[0].Key
+	assert.Equal(t, []string{"accepted", "won"}, r.fake.Records().HandoffStatuses[key], "accepted in time: no escalation")
 	start := monday.Add(2 * day)
 	for step, offset := range map[string]time.Duration{"day0": 0, "day3": 3 * day, "day7": 7 * day, "day14": 14 * day, "survey": 30 * day} {
 		assert.Equal(t, []time.Time{start.Add(offset)}, sendTimes(r.fake, step), step)
 	}
-	assert.Equal(t, start.Add(31*day), r.fake.transitions[3].At, "active after the 31-day onboarding")
+	assert.Equal(t, start.Add(31*day), r.fake.Records().Transitions[3].At, "active after the 31-day onboarding")
 	var owners []string
-	for _, c := range r.fake.contacts {
+	for _, c := range r.fake.Records().Contacts {
 		owners = append(owners, c.DeliveryOwnerEmail)
 	}
 	assert.Contains(t, owners, "success@test.example", "delivery owner recorded in the CRM")
@@ -106,8 +108,8 @@ func TestDealLostGoesBackToNurtureWithFreshSequence(t *testing.T) {
 		event(3*day, "e2", "deal_lost")
 	r.run(r.input("l1"), 10*day)
 
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageSales, campaign.StageNurture}, r.fake.stages())
-	assert.Equal(t, []string{"escalated", "lost"}, r.fake.statuses[r.fake.handoffs[0].Key], "SLA missed on day 2, lost on day 3")
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageSales, customer.StageNurture}, r.fake.stages())
+	assert.Equal(t, []string{"escalated", "lost"}, r.fake.Records().HandoffStatuses[r.fake.Records().Handoffs[0].Key], "SLA missed on day 2, lost on day 3")
 	assert.Equal(t, 0, r.view.BehaviourScore, "behaviour points reset so the lead is not handed straight back")
 	assert.Equal(t, 50, r.view.Score)
 	// Score 50 is in the decision band (≥ 40): the nurture step uses the offer.
@@ -118,8 +120,8 @@ func TestDealLostGoesBackToNurtureWithFreshSequence(t *testing.T) {
 func TestPurchaseDuringNurtureSkipsSales(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, coldLead("p1")).event(5*day, "e1", "purchase")
 	r.run(r.input("p1"), 6*day)
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageNurture, campaign.StageOnboarding}, r.fake.stages())
-	assert.Empty(t, r.fake.handoffs)
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageNurture, customer.StageOnboarding}, r.fake.stages())
+	assert.Empty(t, r.fake.Records().Handoffs)
 	assert.Equal(t, []time.Time{monday.Add(5 * day)}, sendTimes(r.fake, "day0"))
 }
 
@@ -134,17 +136,17 @@ func TestInactivityMovesToAtRiskAndActivityReactivates(t *testing.T) {
 	r.run(r.input("r1"), 80*day)
 
 	stages := r.fake.stages()
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageOnboarding, campaign.StageActive, campaign.StageAtRisk, campaign.StageActive}, stages)
-	atRisk := r.fake.transitions[3]
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageOnboarding, customer.StageActive, customer.StageAtRisk, customer.StageActive}, stages)
+	atRisk := r.fake.Records().Transitions[3]
 	assert.Equal(t, activeFrom.Add(30*day), atRisk.At, "30 days without activity")
-	require.Len(t, r.fake.tasks, 1)
-	assert.Equal(t, "churn_warning", r.fake.tasks[0].Kind)
-	assert.Equal(t, "Call Cole", r.fake.tasks[0].Title)
-	assert.Equal(t, atRisk.At.Add(3*day), r.fake.tasks[0].DueAt)
+	require.Len(t, r.fake.Records().Tasks, 1)
+	assert.Equal(t, "churn_warning", r.fake.Records().Tasks[0].Kind)
+	assert.Equal(t, "Call Cole", r.fake.Records().Tasks[0].Title)
+	assert.Equal(t, atRisk.At.Add(3*day), r.fake.Records().Tasks[0].DueAt)
 	assert.Len(t, sendTimes(r.fake, "churn-alert"), 1, "owner alerted")
 	assert.Equal(t, []time.Time{atRisk.At}, sendTimes(r.fake, "wb1"))
 	assert.Len(t, sendTimes(r.fake, "wb2"), 0, "login on day 5 of at_risk: wb2 (day 7) never sent")
-	assert.Contains(t, r.fake.transitions[4].Reason, "reactivated")
+	assert.Contains(t, r.fake.Records().Transitions[4].Reason, "reactivated")
 }
 
 func TestAtRiskChurnsThenPeriodicWinBackAndReturn(t *testing.T) {
@@ -154,12 +156,12 @@ func TestAtRiskChurnsThenPeriodicWinBackAndReturn(t *testing.T) {
 	r := bought(t, "ch1").event(churned.Add(200*day).Sub(monday), "back", "login")
 	r.run(r.input("ch1"), churned.Add(201*day).Sub(monday))
 
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial, campaign.StageOnboarding, campaign.StageActive,
-		campaign.StageAtRisk, campaign.StageChurned, campaign.StageActive}, r.fake.stages())
-	assert.Equal(t, churned, r.fake.transitions[4].At)
+	assert.Equal(t, []customer.Stage{customer.StageTrial, customer.StageOnboarding, customer.StageActive,
+		customer.StageAtRisk, customer.StageChurned, customer.StageActive}, r.fake.stages())
+	assert.Equal(t, churned, r.fake.Records().Transitions[4].At)
 	assert.Equal(t, []time.Time{churned.Add(90 * day)}, sendTimes(r.fake, "win-back-1"))
 	assert.Equal(t, []time.Time{churned.Add(180 * day)}, sendTimes(r.fake, "win-back-2"))
-	assert.Contains(t, r.fake.transitions[5].Reason, "reactivated")
+	assert.Contains(t, r.fake.Records().Transitions[5].Reason, "reactivated")
 }
 
 func TestUnsubscribeCancelsPendingSendsAtOnce(t *testing.T) {
@@ -167,9 +169,9 @@ func TestUnsubscribeCancelsPendingSendsAtOnce(t *testing.T) {
 	r.run(r.input("u1"), 10*day)
 
 	require.NotNil(t, r.result, "the journey ends")
-	assert.Equal(t, campaign.StageUnsubscribed, r.result.Stage)
+	assert.Equal(t, customer.StageUnsubscribed, r.result.Stage)
 	assert.Equal(t, []string{"welcome:welcome"}, r.fake.templatesSent(), "tips (due day 1) never sent")
-	assert.Equal(t, "unsubscribed", r.fake.suppressed["u1@example.com"])
+	assert.Equal(t, "unsubscribed", r.fake.Records().Suppressed["u1@example.com"])
 	assert.True(t, monday.Add(12*time.Hour).Equal(r.ended), "ends when the unsubscribe arrives, not at the next step (ended %s)", r.ended)
 }
 
@@ -177,8 +179,8 @@ func TestBounceStopsMailButJourneyGoesOn(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, coldLead("b1")).event(12*time.Hour, "b", "email_bounced")
 	r.run(r.input("b1"), 10*day)
 	assert.Equal(t, []string{"welcome:welcome"}, r.fake.templatesSent())
-	assert.Equal(t, campaign.StageNurture, r.view.Stage)
-	assert.Equal(t, "bounced", r.fake.suppressed["b1@example.com"])
+	assert.Equal(t, customer.StageNurture, r.view.Stage)
+	assert.Equal(t, "bounced", r.fake.Records().Suppressed["b1@example.com"])
 }
 
 func TestDuplicateEventCountsOnce(t *testing.T) {
@@ -207,8 +209,8 @@ func TestStaleDealLostIsIgnored(t *testing.T) {
 		// happened before the handoff, arrives after it
 		at(2*day+time.Hour, SignalEvent, Event{ID: "old", Type: "deal_lost", At: monday.Add(12 * time.Hour)})
 	r.run(r.input("o1"), 2*day+2*time.Hour)
-	assert.Equal(t, campaign.StageSales, r.view.Stage)
-	assert.Empty(t, r.fake.statuses[r.fake.handoffs[0].Key])
+	assert.Equal(t, customer.StageSales, r.view.Stage)
+	assert.Empty(t, r.fake.Records().HandoffStatuses[r.fake.Records().Handoffs[0].Key])
 }
 
 func TestOutOfOrderBatchAppliedInEventTimeOrder(t *testing.T) {
@@ -221,14 +223,14 @@ func TestOutOfOrderBatchAppliedInEventTimeOrder(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, hotLead("o2")).event(day, "e1", "pricing_viewed").
 		at(day+4*time.Hour, SignalEvent, batch)
 	r.run(r.input("o2"), 2*day)
-	assert.Equal(t, []string{"accepted", "won"}, r.fake.statuses[r.fake.handoffs[0].Key])
-	assert.Equal(t, campaign.StageOnboarding, r.view.Stage)
+	assert.Equal(t, []string{"accepted", "won"}, r.fake.Records().HandoffStatuses[r.fake.Records().Handoffs[0].Key])
+	assert.Equal(t, customer.StageOnboarding, r.view.Stage)
 }
 
 func TestEventBeforeSignupWaitsInPending(t *testing.T) {
 	r := newJourneyRun(t, monday).event(0, "early", "pricing_viewed").signup(day, coldLead("e1"))
 	r.run(r.input("e1"), 2*day)
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial}, r.fake.stages())
+	assert.Equal(t, []customer.Stage{customer.StageTrial}, r.fake.stages())
 	assert.Equal(t, 13, r.view.Score, "the early event's points count")
 	assert.Equal(t, []time.Time{monday.Add(day)}, sendTimes(r.fake, "welcome"))
 }
@@ -237,14 +239,14 @@ func TestPendingJourneyWithoutSignupEnds(t *testing.T) {
 	r := newJourneyRun(t, monday).event(0, "lonely", "pricing_viewed")
 	r.run(r.input("e2"), 40*day)
 	require.NotNil(t, r.result)
-	assert.Equal(t, campaign.StagePending, r.result.Stage)
-	assert.Empty(t, r.fake.sends)
+	assert.Equal(t, customer.StagePending, r.result.Stage)
+	assert.Empty(t, r.fake.sends())
 }
 
 func TestRepeatedSignupIsNotASecondJourney(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, coldLead("s1")).signup(time.Hour, coldLead("s1"))
 	r.run(r.input("s1"), 2*time.Hour)
-	assert.Equal(t, []campaign.Stage{campaign.StageTrial}, r.fake.stages())
+	assert.Equal(t, []customer.Stage{customer.StageTrial}, r.fake.stages())
 	assert.Equal(t, []string{"welcome:welcome"}, r.fake.templatesSent())
 }
 
@@ -297,18 +299,18 @@ func TestThreeYearsActiveStaysBounded(t *testing.T) {
 	r.suggestContinueAsNewEvery = 60 * day
 	r.run(r.input("y3"), 3*365*day)
 
-	assert.Equal(t, campaign.StageActive, r.view.Stage)
+	assert.Equal(t, customer.StageActive, r.view.Stage)
 	assert.Greater(t, r.runs, 15, "continues-as-new when suggested")
 	for i, n := range r.carried {
 		assert.Less(t, n, 16*1024, "state carried by continue-as-new %d", i)
 	}
 	// Holidays: 1 Jan 2027, 2028, 2029 — once each, however many runs.
 	assert.Len(t, sendTimes(r.fake, "holiday-new_year"), 3)
-	for key, n := range r.fake.sentKeys {
+	for key, n := range r.fake.Records().SendAttempts {
 		assert.Equal(t, 1, n, "send key %s requested more than once", key)
 	}
 	asks := 0
-	for _, s := range r.fake.sends {
+	for _, s := range r.fake.sends() {
 		if len(s.Step) > 4 && s.Step[:4] == "ask-" {
 			asks++
 		}
@@ -322,8 +324,8 @@ func TestEraseDeletesAndEnds(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, coldLead("x1")).event(2*day, "x", "erase")
 	r.run(r.input("x1"), 10*day)
 	require.NotNil(t, r.result)
-	assert.Equal(t, campaign.StageErased, r.result.Stage)
-	assert.Equal(t, []string{"x1"}, r.fake.erased)
+	assert.Equal(t, customer.StageErased, r.result.Stage)
+	assert.Equal(t, []string{"x1"}, r.fake.Records().Erased)
 	for _, e := range r.view.Timeline {
 		assert.NotContains(t, e.Detail, "x1@example.com")
 	}
@@ -343,7 +345,7 @@ func TestUnknownAndMalformedEventsAreRecordedNotFatal(t *testing.T) {
 	}
 	assert.Equal(t, 1, kinds["ignored"], "unknown type recorded and ignored")
 	assert.Equal(t, 2, kinds["rejected"], "malformed payload and missing id rejected with a reason")
-	assert.True(t, r.fake.events["u1"], "unknown event still written to the CRM event log")
+	assert.True(t, r.fake.eventLogged("u1"), "unknown event still written to the CRM event log")
 }
 
 func TestBehaviourScoreDecaysWithoutEngagement(t *testing.T) {
@@ -365,7 +367,7 @@ func TestNewJourneysStartOnTheLatestCampaignVersion(t *testing.T) {
 	r := newJourneyRun(t, monday).signup(0, coldLead("nv"))
 	require.NoError(t, r.fake.reg.Add(v2Campaign(t)))
 	r.run(r.input("nv"), 4*day)
-	for _, s := range r.fake.sends {
+	for _, s := range r.fake.sends() {
 		assert.Contains(t, s.Key, "@v2/", s.Step)
 	}
 	assert.Equal(t, []string{"n1:offer"}, filterPrefix(r.fake.templatesSent(), "n1:"))
@@ -384,7 +386,7 @@ func TestRunningJourneyKeepsItsVersionWithinAStage(t *testing.T) {
 	r.run(r.input("v2"), 4*day)
 
 	got := map[string]string{}
-	for _, s := range r.fake.sends {
+	for _, s := range r.fake.sends() {
 		got[s.Step] = s.Key
 	}
 	assert.Contains(t, got["welcome"], "@v1/", "trial started on v1")

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // pendingTimeout is how long a journey started by an early event waits for
@@ -35,8 +36,8 @@ type action struct {
 	Template string
 	StepID   string
 	Key      string
-	Category campaign.Category
-	To       campaign.Stage
+	Category customer.Category
+	To       customer.Stage
 	Reason   string
 	// what the send advances when done
 	advance func(s *JourneyState, at time.Time)
@@ -85,9 +86,9 @@ func earliest(actions ...action) action {
 func (p planner) next() action {
 	s, c := p.s, p.c
 	switch s.Stage {
-	case campaign.StagePending:
+	case customer.StagePending:
 		return action{Kind: actComplete, At: s.StageEnteredAt.Add(pendingTimeout), Reason: "no signup arrived within 30 days of the first event"}
-	case campaign.StageUnsubscribed, campaign.StageErased:
+	case customer.StageUnsubscribed, customer.StageErased:
 		return action{Kind: actComplete, At: p.now, Reason: string(s.Stage)}
 	}
 	if !s.EntryDone {
@@ -95,33 +96,33 @@ func (p planner) next() action {
 	}
 	entered := s.StageEnteredAt
 	switch s.Stage {
-	case campaign.StageTrial:
+	case customer.StageTrial:
 		return earliest(
 			p.sequenceStep(c.Trial.Steps, ""),
-			p.transitionAfter(c.Trial.Steps, c.Trial.Length, campaign.StageNurture, "trial period over"),
+			p.transitionAfter(c.Trial.Steps, c.Trial.Length, customer.StageNurture, "trial period over"),
 			p.decayTick(),
 		)
-	case campaign.StageNurture:
+	case customer.StageNurture:
 		band := c.Nurture.BandFor(s.score())
 		return earliest(p.sequenceStep(c.Nurture.Steps, band), p.decayTick())
-	case campaign.StageSales:
+	case customer.StageSales:
 		if !s.Accepted && !s.Escalated && c.Sales.SLA.D() > 0 {
 			return action{Kind: actEscalate, At: entered.Add(c.Sales.SLA.D())}
 		}
 		return action{Kind: actWait}
-	case campaign.StageOnboarding:
+	case customer.StageOnboarding:
 		return earliest(
 			p.sequenceStep(c.Onboarding.Steps, ""),
-			p.transitionAfter(c.Onboarding.Steps, c.Onboarding.Length, campaign.StageActive, "onboarding complete"),
+			p.transitionAfter(c.Onboarding.Steps, c.Onboarding.Length, customer.StageActive, "onboarding complete"),
 		)
-	case campaign.StageActive:
+	case customer.StageActive:
 		return earliest(p.holiday(), p.ask(), p.inactivity())
-	case campaign.StageAtRisk:
+	case customer.StageAtRisk:
 		return earliest(
 			p.sequenceStep(c.AtRisk.WinBack, ""),
-			p.transitionAfter(c.AtRisk.WinBack, c.AtRisk.ChurnAfter, campaign.StageChurned, "win-back sequence exhausted"),
+			p.transitionAfter(c.AtRisk.WinBack, c.AtRisk.ChurnAfter, customer.StageChurned, "win-back sequence exhausted"),
 		)
-	case campaign.StageChurned:
+	case customer.StageChurned:
 		if c.Churned.Mode == "end" {
 			return action{Kind: actComplete, At: p.now, Reason: "churned; campaign ends journeys at churn"}
 		}
@@ -147,7 +148,7 @@ func (p planner) sequenceStep(steps []campaign.Step, band string) action {
 
 // transitionAfter moves on once every step is done and the stage lasted
 // long enough.
-func (p planner) transitionAfter(steps []campaign.Step, length campaign.Duration, to campaign.Stage, reason string) action {
+func (p planner) transitionAfter(steps []campaign.Step, length campaign.Duration, to customer.Stage, reason string) action {
 	if p.s.StepIndex < len(steps) {
 		return action{}
 	}
@@ -211,7 +212,7 @@ func (p planner) inactivity() action {
 	if last.Before(p.s.StageEnteredAt) {
 		last = p.s.StageEnteredAt
 	}
-	return action{Kind: actTransition, At: last.Add(w), To: campaign.StageAtRisk,
+	return action{Kind: actTransition, At: last.Add(w), To: customer.StageAtRisk,
 		Reason: fmt.Sprintf("no activity for %s", campaign.FormatDuration(w))}
 }
 
@@ -224,7 +225,7 @@ func (p planner) send(due time.Time, stepID, template string, advance func(*Jour
 		Key:     p.key(fmt.Sprintf("%s#%d/%s", p.s.Stage, p.s.StageSeq, stepID)),
 		advance: advance,
 	}
-	if cat != campaign.Marketing {
+	if cat != customer.CategoryMarketing {
 		return a
 	}
 	at := p.c.Sending.QuietHours.NextAllowed(due, p.loc)
@@ -241,11 +242,11 @@ func (p planner) send(due time.Time, stepID, template string, advance func(*Jour
 	return a
 }
 
-func (p planner) category(template string) campaign.Category {
-	if t, ok := p.c.Templates[template]; ok && t.Category == campaign.Transactional {
-		return campaign.Transactional
+func (p planner) category(template string) customer.Category {
+	if t, ok := p.c.Templates[template]; ok && t.Category == customer.CategoryTransactional {
+		return customer.CategoryTransactional
 	}
-	return campaign.Marketing
+	return customer.CategoryMarketing
 }
 
 // key is the idempotency key of an email: customer, journey instance,

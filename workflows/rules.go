@@ -7,6 +7,7 @@ import (
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // rules are what happens to a journey when something arrives — a signup,
@@ -52,16 +53,13 @@ func (r *rules) signup(in Signup) {
 		s.note(r.now, "rejected", fmt.Sprintf("signup for %q sent to the journey of %q", in.CustomerID, s.CustomerID))
 		return
 	}
-	if s.Stage == campaign.StageErased {
+	if s.Stage == customer.StageErased {
 		return
 	}
 	before := s.score()
 	first := !s.HasSignup
 	s.HasSignup = true
-	s.Contact = Contact{
-		Email: in.Email, FirstName: in.FirstName, LastName: in.LastName, Company: in.Company, Role: in.Role,
-		CompanySize: in.CompanySize, TimeZone: in.TimeZone, LeadSource: in.LeadSource, OwnerEmail: in.OwnerEmail,
-	}
+	s.Contact = in.Profile()
 	r.write(activities.CRMWrite{Contact: r.contact()})
 	// The fit part of the score is a pure function of the profile and the
 	// campaign's rules: computed here, recorded with the score.
@@ -70,15 +68,15 @@ func (r *rules) signup(in Signup) {
 	case !first:
 		s.note(r.now, "signup", "repeated signup: profile updated, journey unchanged")
 		r.checkThreshold()
-	case s.Stage != campaign.StagePending:
-		s.note(r.now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, "cold"), s.Fit))
+	case s.Stage != customer.StagePending:
+		s.note(r.now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, customer.LeadCold), s.Fit))
 		// unsubscribed before signing up: stays where it is
 	case s.PurchasedWhilePending:
-		s.note(r.now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, "cold"), s.Fit))
-		r.transition(campaign.StageOnboarding, "purchase arrived before the signup")
+		s.note(r.now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, customer.LeadCold), s.Fit))
+		r.transition(customer.StageOnboarding, "purchase arrived before the signup")
 	default:
-		s.note(r.now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, "cold"), s.Fit))
-		r.transition(campaign.StageTrial, "trial signup")
+		s.note(r.now, "signup", fmt.Sprintf("signed up (source %s, fit %d)", orDefault(in.LeadSource, customer.LeadCold), s.Fit))
+		r.transition(customer.StageTrial, "trial signup")
 		r.checkThreshold()
 	}
 	r.scoreChanged(before, "signup")
@@ -90,7 +88,7 @@ func (r *rules) events(events []Event) {
 	before := r.s.score()
 	for _, e := range events {
 		r.event(e)
-		if r.s.Stage == campaign.StageUnsubscribed || r.s.Stage == campaign.StageErased {
+		if r.s.Stage == customer.StageUnsubscribed || r.s.Stage == customer.StageErased {
 			return
 		}
 	}
@@ -110,51 +108,57 @@ func (r *rules) event(e Event) {
 	// not undo what the stage change did.
 	stale := at.Before(s.StageEnteredAt)
 	switch e.Type {
-	case "unsubscribe":
-		r.suppress("unsubscribed")
-		r.transition(campaign.StageUnsubscribed, "customer unsubscribed")
+	case customer.EventUnsubscribe:
+		r.suppress(customer.ReasonUnsubscribed)
+		r.transition(customer.StageUnsubscribed, "customer unsubscribed")
 		return
-	case "erase":
+	case customer.EventErase:
 		r.erase()
 		return
-	case "email_bounced", "email_complained":
-		reason := map[string]string{"email_bounced": "bounced", "email_complained": "complained"}[e.Type]
+	case customer.EventEmailBounced, customer.EventEmailComplained:
+		reason := map[string]string{
+			customer.EventEmailBounced:    customer.ReasonBounced,
+			customer.EventEmailComplained: customer.ReasonComplained,
+		}[e.Type]
 		r.suppress(reason)
 		s.MailSuppressed, s.SuppressedReason = true, reason
 		s.note(now, "suppressed", "no more email: address "+reason)
 		return
-	case "sales_accepted":
-		if stage == campaign.StageSales && !stale && !s.Accepted {
+	case customer.EventSalesAccepted:
+		if stage == customer.StageSales && !stale && !s.Accepted {
 			s.Accepted = true
-			r.setHandoff("accepted")
+			r.setHandoff(customer.HandoffAccepted)
 			s.note(now, "sales", "handoff accepted by sales")
 		} else {
 			s.note(now, "ignored", fmt.Sprintf("sales_accepted %s: not in sales or older than the handoff", e.ID))
 		}
 		return
-	case "deal_won", "purchase":
+	case customer.EventDealWon, customer.EventPurchase:
 		switch stage {
-		case campaign.StagePending:
+		case customer.StagePending:
 			s.PurchasedWhilePending = true
 			s.note(now, "event", e.Type+" before signup: onboarding starts with the signup")
 			return
-		case campaign.StageTrial, campaign.StageNurture, campaign.StageSales:
-			if stage == campaign.StageSales {
-				r.setHandoff("won")
+		case customer.StageTrial, customer.StageNurture, customer.StageSales:
+			if stage == customer.StageSales {
+				r.setHandoff(customer.HandoffWon)
 			}
-			r.transition(campaign.StageOnboarding, e.Type)
+			r.transition(customer.StageOnboarding, e.Type)
 			return
 		}
-	case "deal_lost", "sales_rejected":
-		if stage != campaign.StageSales || stale {
+	case customer.EventDealLost, customer.EventSalesRejected:
+		if stage != customer.StageSales || stale {
 			s.note(now, "ignored", fmt.Sprintf("%s %s: not in sales or older than the handoff", e.Type, e.ID))
 			return
 		}
-		r.setHandoff(map[string]string{"deal_lost": "lost", "sales_rejected": "rejected"}[e.Type])
+		r.setHandoff(map[string]string{
+			customer.EventDealLost:      customer.HandoffLost,
+			customer.EventSalesRejected: customer.HandoffRejected,
+		}[e.Type])
 		// Back to nurture with behaviour points reset, so the lead is not
 		// handed straight back; the fit score stays.
 		s.Behaviour, s.Contributions = 0, nil
-		r.transition(campaign.StageNurture, e.Type)
+		r.transition(customer.StageNurture, e.Type)
 		return
 	}
 
@@ -177,12 +181,12 @@ func (r *rules) event(e Event) {
 	// Activity of customers.
 	if r.c.IsActivity(e.Type) {
 		switch stage {
-		case campaign.StageActive:
+		case customer.StageActive:
 			if at.After(s.LastActivityAt) {
 				s.LastActivityAt = at
 			}
-		case campaign.StageAtRisk, campaign.StageChurned:
-			r.transition(campaign.StageActive, "reactivated: "+e.Type)
+		case customer.StageAtRisk, customer.StageChurned:
+			r.transition(customer.StageActive, "reactivated: "+e.Type)
 			return
 		}
 	}
@@ -191,8 +195,8 @@ func (r *rules) event(e Event) {
 	}
 }
 
-func isLead(s campaign.Stage) bool {
-	return s == campaign.StagePending || s == campaign.StageTrial || s == campaign.StageNurture
+func isLead(s customer.Stage) bool {
+	return s == customer.StagePending || s == customer.StageTrial || s == customer.StageNurture
 }
 
 // enter performs a stage's entry actions (once per stage entry): the
@@ -202,20 +206,20 @@ func (r *rules) enter() {
 	s, c, now := r.s, r.c, r.now
 	owner := orDefault(s.Contact.OwnerEmail, c.Sales.OwnerEmail)
 	switch s.Stage {
-	case campaign.StageSales:
+	case customer.StageSales:
 		s.HandoffKey = s.key("handoff", s.StageSeq)
 		r.write(activities.CRMWrite{Handoff: &activities.HandoffInput{
 			Key: s.HandoffKey, CustomerID: s.CustomerID, Score: s.score(), Reasons: s.topReasons(c.Sales.TopReasons),
 			OwnerEmail: owner, SLADue: now.Add(c.Sales.SLA.D()),
 		}})
 		r.notify("sales-handoff", c.Sales.NotifyTemplate, owner)
-	case campaign.StageOnboarding:
+	case customer.StageOnboarding:
 		r.write(activities.CRMWrite{Contact: r.contact()})
-	case campaign.StageAtRisk:
+	case customer.StageAtRisk:
 		title := strings.NewReplacer("{customer}", displayName(s)).Replace(c.AtRisk.TaskTitle)
 		r.write(activities.CRMWrite{Task: &activities.TaskInput{
 			Key: s.key("churn-warning", s.StageSeq), CustomerID: s.CustomerID, OwnerEmail: owner,
-			Kind: "churn_warning", Title: title, DueAt: now.Add(c.AtRisk.TaskDue.D()),
+			Kind: customer.TaskChurnWarning, Title: title, DueAt: now.Add(c.AtRisk.TaskDue.D()),
 		}})
 		r.notify("churn-alert", c.AtRisk.AlertTemplate, owner)
 	}
@@ -226,22 +230,20 @@ func (r *rules) enter() {
 func (r *rules) escalate() {
 	s, c := r.s, r.c
 	s.Escalated = true
-	r.setHandoff("escalated")
+	r.setHandoff(customer.HandoffEscalated)
 	r.notify("sales-escalation", c.Sales.EscalationTemplate, c.Sales.EscalationEmail)
 	s.note(r.now, "sales", fmt.Sprintf("handoff not accepted within %s: escalated", campaign.FormatDuration(c.Sales.SLA.D())))
 }
 
-// contact is the customer's CRM profile as the journey knows it; from
-// onboarding on it names the delivery owner.
+// contact is the customer's CRM profile as the journey knows it, in the
+// zone the journey sends in; from onboarding on it names the delivery
+// owner.
 func (r *rules) contact() *activities.Contact {
 	s := r.s
-	c := s.Contact
-	rec := &activities.Contact{
-		CustomerID: s.CustomerID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
-		Company: c.Company, Role: c.Role, CompanySize: c.CompanySize, TimeZone: location(s, r.c).String(),
-		LeadSource: c.LeadSource, OwnerEmail: c.OwnerEmail, CampaignID: s.CampaignID, CampaignVersion: s.CampaignVersion,
-	}
-	if s.Stage == campaign.StageOnboarding || s.Stage == campaign.StageActive {
+	rec := &activities.Contact{Profile: s.Contact, CampaignID: s.CampaignID, CampaignVersion: s.CampaignVersion}
+	rec.CustomerID = s.CustomerID
+	rec.TimeZone = location(s, r.c).String()
+	if s.Stage == customer.StageOnboarding || s.Stage == customer.StageActive {
 		rec.DeliveryOwnerEmail = r.c.Onboarding.DeliveryOwnerEmail
 	}
 	return rec
@@ -251,11 +253,11 @@ func (r *rules) contact() *activities.Contact {
 // threshold.
 func (r *rules) checkThreshold() {
 	s := r.s
-	if s.Stage != campaign.StageTrial && s.Stage != campaign.StageNurture {
+	if s.Stage != customer.StageTrial && s.Stage != customer.StageNurture {
 		return
 	}
 	if t := r.c.Scoring.Threshold; t > 0 && s.score() >= t {
-		r.transition(campaign.StageSales, fmt.Sprintf("score %d reached threshold %d", s.score(), t))
+		r.transition(customer.StageSales, fmt.Sprintf("score %d reached threshold %d", s.score(), t))
 	}
 }
 
@@ -272,7 +274,7 @@ func (r *rules) decay() {
 // that segments (broadcasts, reports) select on the journey's true score.
 func (r *rules) scoreChanged(before int, why string) {
 	s := r.s
-	if s.score() == before || s.Stage == campaign.StageErased {
+	if s.score() == before || s.Stage == customer.StageErased {
 		return
 	}
 	s.ScoreSeq++
@@ -284,10 +286,10 @@ func (r *rules) scoreChanged(before int, why string) {
 
 // transition moves the journey to another stage, records the change in
 // the CRM and says why.
-func (r *rules) transition(to campaign.Stage, reason string) {
+func (r *rules) transition(to customer.Stage, reason string) {
 	s := r.s
 	// The CRM's erase records its own transition to erased.
-	if to != campaign.StageErased {
+	if to != customer.StageErased {
 		r.write(activities.CRMWrite{Transition: &activities.TransitionInput{
 			Key: s.key("transition", s.StageSeq+1), CustomerID: s.CustomerID, From: s.Stage, To: to, Reason: reason,
 			At: r.now, CampaignID: s.CampaignID, CampaignVersion: s.CampaignVersion,
@@ -301,10 +303,10 @@ func (r *rules) transition(to campaign.Stage, reason string) {
 	s.EntryDone = false
 	s.StepIndex = 0
 	s.Accepted, s.Escalated = false, false
-	if to == campaign.StageActive {
+	if to == customer.StageActive {
 		s.LastActivityAt = r.now
 	}
-	if to == campaign.StageChurned {
+	if to == customer.StageChurned {
 		s.ChurnAttempts = 0
 	}
 	s.note(r.now, "stage", fmt.Sprintf("%s → %s: %s", from, to, reason))
@@ -334,11 +336,11 @@ func (r *rules) setHandoff(status string) {
 func (r *rules) erase() {
 	s := r.s
 	r.write(activities.CRMWrite{Erase: &activities.EraseInput{CustomerID: s.CustomerID}})
-	s.Contact = Contact{}
+	s.Contact = customer.Profile{}
 	for i := range s.Timeline {
 		s.Timeline[i].Detail = redact(s.Timeline[i])
 	}
-	r.transition(campaign.StageErased, "personal data erased on request")
+	r.transition(customer.StageErased, "personal data erased on request")
 }
 
 func redact(e TimelineEntry) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // The journey's rules as plain logic: a state, an event, the campaign and
@@ -23,10 +24,10 @@ func testCampaign(t *testing.T) *campaign.Campaign {
 
 // leadIn returns the state of a cold engineer's journey in stage, entered
 // at monday, with a fit of 3.
-func leadIn(stage campaign.Stage) *JourneyState {
+func leadIn(stage customer.Stage) *JourneyState {
 	return &JourneyState{
 		CustomerID: "c1", Journey: "jtest", CampaignID: "test-lifecycle", CampaignVersion: "v1",
-		Contact:   Contact{Email: "c1@example.com", FirstName: "Cole", Role: "engineer", CompanySize: 10, LeadSource: "cold"},
+		Contact:   customer.Profile{CustomerID: "c1", Email: "c1@example.com", FirstName: "Cole", Role: "engineer", CompanySize: 10, LeadSource: "cold"},
 		HasSignup: true, Stage: stage, StageSeq: 1, StageEnteredAt: monday, EntryDone: true, Fit: 3, Epoch: monday, TimeScale: 1,
 	}
 }
@@ -41,11 +42,11 @@ func ops(writes []activities.CRMWrite) []string {
 
 func TestSignupStartsTheTrialWithFitScore(t *testing.T) {
 	s := &JourneyState{CustomerID: "h1", Journey: "jtest", CampaignID: "test-lifecycle", CampaignVersion: "v1",
-		Stage: campaign.StagePending, Epoch: monday, TimeScale: 1}
+		Stage: customer.StagePending, Epoch: monday, TimeScale: 1}
 	r := rules{s: s, c: testCampaign(t), now: monday}
 	r.signup(hotLead("h1"))
 
-	assert.Equal(t, campaign.StageTrial, s.Stage)
+	assert.Equal(t, customer.StageTrial, s.Stage)
 	assert.Equal(t, 50, s.Fit, "referral 25 + cto 10 + 1,500 employees 15")
 	assert.Equal(t, []string{"contact", "transition", "score"}, ops(r.writes))
 	tr := r.writes[1].Transition
@@ -57,7 +58,7 @@ func TestSignupStartsTheTrialWithFitScore(t *testing.T) {
 }
 
 func TestEngagementScoresALead(t *testing.T) {
-	s := leadIn(campaign.StageTrial)
+	s := leadIn(customer.StageTrial)
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
 	r.events([]Event{{ID: "p1", Type: "pricing_viewed", At: monday.Add(time.Hour)}})
 
@@ -71,7 +72,7 @@ func TestEngagementScoresALead(t *testing.T) {
 func TestLateEventCountsWithTheDecayItWouldHaveHad(t *testing.T) {
 	// Decay: 5 points a week. A pricing view (10 points) that happened
 	// eight days ago counts 5.
-	s := leadIn(campaign.StageTrial)
+	s := leadIn(customer.StageTrial)
 	s.StageEnteredAt = monday.Add(-30 * day)
 	now := monday
 	r := rules{s: s, c: testCampaign(t), now: now}
@@ -80,12 +81,12 @@ func TestLateEventCountsWithTheDecayItWouldHaveHad(t *testing.T) {
 }
 
 func TestThresholdHandsTheLeadToSales(t *testing.T) {
-	s := leadIn(campaign.StageNurture)
+	s := leadIn(customer.StageNurture)
 	s.Fit = 50
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
 	r.events([]Event{{ID: "p1", Type: "pricing_viewed", At: monday.Add(time.Hour)}})
 
-	assert.Equal(t, campaign.StageSales, s.Stage)
+	assert.Equal(t, customer.StageSales, s.Stage)
 	assert.Equal(t, 2, s.StageSeq)
 	assert.False(t, s.EntryDone, "the sales entry (handoff) is still to do")
 	assert.Equal(t, []string{"transition", "score"}, ops(r.writes))
@@ -105,20 +106,20 @@ func TestThresholdHandsTheLeadToSales(t *testing.T) {
 }
 
 func TestPurchaseMovesALeadToOnboarding(t *testing.T) {
-	s := leadIn(campaign.StageNurture)
+	s := leadIn(customer.StageNurture)
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(day)}
 	r.events([]Event{{ID: "buy", Type: "purchase", At: monday.Add(day)}})
-	assert.Equal(t, campaign.StageOnboarding, s.Stage)
+	assert.Equal(t, customer.StageOnboarding, s.Stage)
 	assert.Equal(t, []string{"transition"}, ops(r.writes))
 }
 
 func TestLostDealGoesBackToNurtureWithoutBehaviourPoints(t *testing.T) {
-	s := leadIn(campaign.StageSales)
+	s := leadIn(customer.StageSales)
 	s.Behaviour, s.Contributions, s.HandoffKey = 40, map[string]int{"demo_requested": 30}, "c1/jtest/handoff/1"
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(day)}
 	r.events([]Event{{ID: "lost", Type: "deal_lost", At: monday.Add(day)}})
 
-	assert.Equal(t, campaign.StageNurture, s.Stage)
+	assert.Equal(t, customer.StageNurture, s.Stage)
 	assert.Zero(t, s.Behaviour)
 	assert.Equal(t, 3, s.score(), "the fit stays")
 	assert.Equal(t, []string{"handoff_status", "transition", "score"}, ops(r.writes))
@@ -126,36 +127,36 @@ func TestLostDealGoesBackToNurtureWithoutBehaviourPoints(t *testing.T) {
 }
 
 func TestLifecycleEventOlderThanTheStageIsIgnored(t *testing.T) {
-	s := leadIn(campaign.StageSales)
+	s := leadIn(customer.StageSales)
 	s.HandoffKey = "c1/jtest/handoff/1"
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(day)}
 	r.events([]Event{{ID: "lost", Type: "deal_lost", At: monday.Add(-time.Hour)}})
-	assert.Equal(t, campaign.StageSales, s.Stage)
+	assert.Equal(t, customer.StageSales, s.Stage)
 	assert.Empty(t, r.writes)
 }
 
 func TestUnsubscribeSuppressesAndEndsTheBatch(t *testing.T) {
-	s := leadIn(campaign.StageTrial)
+	s := leadIn(customer.StageTrial)
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
 	r.events([]Event{
 		{ID: "u", Type: "unsubscribe", At: monday.Add(time.Hour)},
 		{ID: "p", Type: "pricing_viewed", At: monday.Add(2 * time.Hour)},
 	})
-	assert.Equal(t, campaign.StageUnsubscribed, s.Stage)
+	assert.Equal(t, customer.StageUnsubscribed, s.Stage)
 	assert.Zero(t, s.Behaviour, "nothing after the unsubscribe is applied")
 	assert.Equal(t, []string{"suppress", "transition"}, ops(r.writes))
 	assert.Equal(t, "unsubscribed", r.writes[0].Suppress.Reason)
 }
 
 func TestEraseForgetsTheContact(t *testing.T) {
-	s := leadIn(campaign.StageNurture)
+	s := leadIn(customer.StageNurture)
 	s.note(monday, "email", "send welcome to c1@example.com: sent")
 	s.note(monday, "stage", "trial → nurture: trial period over")
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
 	r.events([]Event{{ID: "x", Type: "erase", At: monday.Add(time.Hour)}})
 
-	assert.Equal(t, campaign.StageErased, s.Stage)
-	assert.Equal(t, Contact{}, s.Contact)
+	assert.Equal(t, customer.StageErased, s.Stage)
+	assert.Equal(t, customer.Profile{}, s.Contact)
 	assert.Equal(t, []string{"erase"}, ops(r.writes), "the CRM's erase records its own stage change")
 	for _, e := range s.Timeline {
 		assert.NotContains(t, e.Detail, "c1@example.com")
@@ -163,25 +164,25 @@ func TestEraseForgetsTheContact(t *testing.T) {
 }
 
 func TestBounceEventStopsMailButNotTheJourney(t *testing.T) {
-	s := leadIn(campaign.StageTrial)
+	s := leadIn(customer.StageTrial)
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
 	r.events([]Event{{ID: "b", Type: "email_bounced", At: monday.Add(time.Hour)}})
-	assert.Equal(t, campaign.StageTrial, s.Stage)
+	assert.Equal(t, customer.StageTrial, s.Stage)
 	assert.True(t, s.MailSuppressed)
 	assert.Equal(t, []string{"suppress"}, ops(r.writes))
 }
 
 func TestActivityReactivatesAnAtRiskCustomer(t *testing.T) {
-	s := leadIn(campaign.StageAtRisk)
+	s := leadIn(customer.StageAtRisk)
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(day)}
 	r.events([]Event{{ID: "l", Type: "login", At: monday.Add(day)}})
-	assert.Equal(t, campaign.StageActive, s.Stage)
+	assert.Equal(t, customer.StageActive, s.Stage)
 	assert.Equal(t, monday.Add(day), s.LastActivityAt)
 	assert.Equal(t, []string{"transition"}, ops(r.writes))
 }
 
 func TestDecayWritesTheLowerScore(t *testing.T) {
-	s := leadIn(campaign.StageNurture)
+	s := leadIn(customer.StageNurture)
 	s.Behaviour, s.LastEngagementAt = 12, monday
 	r := rules{s: s, c: testCampaign(t), now: monday.Add(15 * day)}
 	r.decay()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // Sending. An email is an activity the journey starts and then waits for
@@ -91,11 +92,11 @@ func (j *journey) reviewSends(ctx workflow.Context) {
 func (j *journey) unwanted(req sendRequest) string {
 	s := j.s
 	switch {
-	case s.Stage == campaign.StageErased:
+	case s.Stage == customer.StageErased:
 		return "customer erased"
 	case req.toCustomer && s.MailSuppressed:
 		return "address " + s.SuppressedReason
-	case req.toCustomer && req.marketing && s.Stage == campaign.StageUnsubscribed:
+	case req.toCustomer && req.marketing && s.Stage == customer.StageUnsubscribed:
 		return "customer unsubscribed"
 	case req.toCustomer && req.marketing && s.StageSeq != req.stageSeq:
 		return fmt.Sprintf("customer moved on to %s", s.Stage)
@@ -136,7 +137,7 @@ func (j *journey) collectSend(ctx workflow.Context) {
 	case activities.SendBounced:
 		// The activity put the address on the suppression list already.
 		if f.req.toCustomer {
-			j.s.MailSuppressed, j.s.SuppressedReason = true, "bounced"
+			j.s.MailSuppressed, j.s.SuppressedReason = true, customer.ReasonBounced
 			j.s.note(now, "suppressed", "no more email: address bounced (refused by the mail server)")
 			j.reviewSends(ctx)
 		}
@@ -179,7 +180,7 @@ func (j *journey) sendStep(ctx workflow.Context, act action) {
 	j.requestSend(sendRequest{
 		in:         j.sendInput(act.Key, act.StepID, act.Template, j.s.Contact.Email, displayName(j.s), extra),
 		label:      act.label(),
-		toCustomer: true, marketing: act.Category == campaign.Marketing,
+		toCustomer: true, marketing: act.Category == customer.CategoryMarketing,
 		stageSeq: j.s.StageSeq, at: now,
 	})
 }

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/acme/lifecycle/activities"
-	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // What arrives from outside: signups and events (signals, and events sent
@@ -100,7 +100,7 @@ func (j *journey) apply(ctx workflow.Context, fn func(r *rules)) {
 }
 
 // commit queues what rules decided and marks a stage change.
-func (j *journey) commit(ctx workflow.Context, r *rules, seqBefore int, from campaign.Stage) {
+func (j *journey) commit(ctx workflow.Context, r *rules, seqBefore int, from customer.Stage) {
 	j.queue(ctx, r.writes...)
 	for _, n := range r.notices {
 		j.sendInternal(ctx, n.Step, n.Template, n.To)
@@ -112,7 +112,7 @@ func (j *journey) commit(ctx workflow.Context, r *rules, seqBefore int, from cam
 	// version, by continuing as new. The signup's stage change skips that
 	// when this run loaded the newest version moments ago.
 	j.boundary = true
-	if from == campaign.StagePending && !j.loadedLatestAt.IsZero() && workflow.Now(ctx).Sub(j.loadedLatestAt) < freshCampaign {
+	if from == customer.StagePending && !j.loadedLatestAt.IsZero() && workflow.Now(ctx).Sub(j.loadedLatestAt) < freshCampaign {
 		j.boundary = false
 	}
 }
@@ -158,7 +158,7 @@ func (j *journey) handleEvents(ctx workflow.Context, events []Event) {
 			at = workflow.Now(ctx)
 		}
 		r := activities.EventRecord{ID: e.ID, Type: e.Type, At: at, Properties: e.Properties}
-		if !campaign.IsKnownEvent(e.Type) && !j.c.IsActivity(e.Type) && j.c.Scoring.EventPointsFor(e.Type) == 0 {
+		if !customer.IsKnownEvent(e.Type) && !j.c.IsActivity(e.Type) && j.c.Scoring.EventPointsFor(e.Type) == 0 {
 			r.IgnoredReason = "unknown event type"
 			ignored[e.ID] = r.IgnoredReason
 		}
@@ -226,4 +226,3 @@ func (j *journey) applyFresh(r *rules, fresh []Event, ignored map[string]string,
 		r.events(apply)
 	}
 }
-

@@ -9,6 +9,7 @@ import (
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // Bounds that keep a journey's carried state small however long it lives.
@@ -26,18 +27,21 @@ type JourneyState struct {
 	// and every idempotency key of the journey (emails, stage changes,
 	// handoffs, tasks, scores) carries it, so the second journey sends its
 	// own welcome.
-	Journey         string  `json:"journey"`
-	Contact         Contact `json:"contact"`
-	HasSignup       bool    `json:"has_signup"`
-	CampaignID      string  `json:"campaign_id"`
-	CampaignVersion string  `json:"campaign_version"`
+	Journey string `json:"journey"`
+	// Contact is the customer's profile as the latest signup gave it
+	// (empty before the signup and after an erase). States carried from
+	// runs before it had the customer id have none: use CustomerID.
+	Contact         customer.Profile `json:"contact"`
+	HasSignup       bool             `json:"has_signup"`
+	CampaignID      string           `json:"campaign_id"`
+	CampaignVersion string           `json:"campaign_version"`
 
 	// Epoch is the real time the journey started: the origin of the
 	// journey clock when time is scaled.
 	Epoch     time.Time `json:"epoch"`
 	TimeScale float64   `json:"time_scale"`
 
-	Stage          campaign.Stage `json:"stage"`
+	Stage          customer.Stage `json:"stage"`
 	StageSeq       int            `json:"stage_seq"`
 	StageEnteredAt time.Time      `json:"stage_entered_at"`
 	EntryDone      bool           `json:"entry_done"`
@@ -129,19 +133,6 @@ func (s *JourneyState) journeyTime(t time.Time) time.Time {
 		return t
 	}
 	return s.Epoch.Add(time.Duration(float64(t.Sub(s.Epoch)) * s.TimeScale))
-}
-
-// Contact is what a journey needs to address and personalise mail.
-type Contact struct {
-	Email       string `json:"email,omitempty"`
-	FirstName   string `json:"first_name,omitempty"`
-	LastName    string `json:"last_name,omitempty"`
-	Company     string `json:"company,omitempty"`
-	Role        string `json:"role,omitempty"`
-	CompanySize int    `json:"company_size,omitempty"`
-	TimeZone    string `json:"time_zone,omitempty"`
-	LeadSource  string `json:"lead_source,omitempty"`
-	OwnerEmail  string `json:"owner_email,omitempty"`
 }
 
 func (s *JourneyState) score() int { return s.Fit + s.Behaviour }

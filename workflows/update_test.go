@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/customer"
 )
 
 // An event sent as an update is applied by the journey's loop like a
@@ -20,8 +20,7 @@ func TestEventAsUpdateAnswersWithTheOutcome(t *testing.T) {
 	env := suite.NewTestWorkflowEnvironment()
 	fake := newFakeCRM(t)
 	env.RegisterWorkflowWithOptions(CustomerJourney, workflow.RegisterOptions{Name: WorkflowName})
-	env.RegisterActivity(fake)
-	fake.now = env.Now
+	fake.register(env)
 	env.SetStartTime(monday)
 
 	var views []JourneyView
@@ -48,7 +47,7 @@ func TestEventAsUpdateAnswersWithTheOutcome(t *testing.T) {
 	env.ExecuteWorkflow(WorkflowName, JourneyInput{CustomerID: "upd", CampaignID: "test-lifecycle"})
 
 	require.Len(t, views, 2)
-	assert.Equal(t, campaign.StagePending, views[0].Stage)
+	assert.Equal(t, customer.StagePending, views[0].Stage)
 	assert.Equal(t, 10, views[0].Score, "the caller sees the event's points at once")
 	assert.Equal(t, 10, views[1].Score, "the same event id again counts once")
 	require.Len(t, rejected, 1)

@@ -1,7 +1,6 @@
-// Package stacktest holds the helpers the end-to-end test suites (e2e, api,
-// broadcast) share to run against the real stack: the Temporal dev server,
-// PostgreSQL and Mailpit that `make test` starts, found through
-// internal/testenv.
+// Package stacktest holds the helpers the end-to-end test suites (e2e, api)
+// share to run against the real stack: the Temporal dev server, PostgreSQL
+// and Mailpit that `make test` starts, found through internal/testenv.
 //
 // It is a normal package only so that several test packages can import it;
 // it is meant to be used from tests alone, never from production code.
