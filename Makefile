@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools up stop status build demo test record-histories bench
+.PHONY: help tools up stop status build lint demo test record-histories bench
 
 help: ## show this list
 	@echo "make targets:"
@@ -27,10 +27,13 @@ status: ## show what runs, for the demo and the test stack
 build: ## build bin/worker, bin/starter and bin/api
 	go build -o bin/ ./worker ./starter ./cmd/api
 
+lint: ## golangci-lint (.golangci.yml) on the root module and tools/bench
+	scripts/lint.sh
+
 demo: ## demo stack + bin/worker in the background + bin/starter demo
 	scripts/demo.sh
 
-test: ## go vet, then go test ./... against the test stack (up, test, down)
+test: ## go vet and lint, then go test ./... against the test stack (up, test, down)
 	scripts/test.sh
 
 record-histories: ## re-record the replay histories (workflows/testdata/histories) from the real dev server

@@ -91,7 +91,7 @@ func TestAPIEndToEnd(t *testing.T) {
 
 	ready, err := http.Get(s.baseURL + "/readyz")
 	require.NoError(t, err)
-	ready.Body.Close()
+	_ = ready.Body.Close()
 	assert.Equal(t, http.StatusOK, ready.StatusCode, "Temporal and the CRM are reachable")
 
 	// A referral CTO at a 1,500-person company: fit 50, threshold 60. The
@@ -142,7 +142,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	link := s.signer.UnsubscribeURL(s.baseURL, id)
 	page, err := http.Get(link)
 	require.NoError(t, err)
-	page.Body.Close()
+	_ = page.Body.Close()
 	assert.Equal(t, http.StatusOK, page.StatusCode)
 	suppressed, _, err := s.app.CRM.IsSuppressed(ctx, customer)
 	require.NoError(t, err)
@@ -151,7 +151,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	for range 2 { // a repeat is harmless
 		resp, err := http.Post(link, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
 	// The suppression is in the CRM when the answer arrives.
@@ -186,7 +186,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	u.RawQuery = q.Encode()
 	resp, err := http.Post(u.String(), "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
 	require.NoError(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
 

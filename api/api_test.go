@@ -699,10 +699,10 @@ func TestTemporalHangingAnswers503(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() {
-		ln.Close()
+		_ = ln.Close()
 		<-done
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 	})
 	c, err := client.NewLazyClient(client.Options{HostPort: ln.Addr().String(), Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})

@@ -203,8 +203,8 @@ type replayCache struct {
 	lastSweep time.Time
 }
 
-func newReplayCache(max int) *replayCache {
-	return &replayCache{seen: map[string]time.Time{}, max: max}
+func newReplayCache(maxEntries int) *replayCache {
+	return &replayCache{seen: map[string]time.Time{}, max: maxEntries}
 }
 
 // add records sig until expires and says whether it was new.

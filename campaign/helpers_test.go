@@ -3,7 +3,6 @@ package campaign
 import (
 	"errors"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -51,13 +50,4 @@ func mustLoc(t *testing.T, name string) *time.Location {
 	loc, err := LoadLocation(name)
 	require.NoError(t, err)
 	return loc
-}
-
-func containsAny(msgs []string, sub string) bool {
-	for _, m := range msgs {
-		if strings.Contains(m, sub) {
-			return true
-		}
-	}
-	return false
 }

@@ -11,7 +11,7 @@ func TestSuggest(t *testing.T) {
 	for typo, want := range map[string]string{
 		"tpye":            "type",           // a swap is two edits
 		"tresholt":        "threshold",      // two edits
-		"reveiw_ask":      "review_ask",     // longer words allow a third of their length
+		"reveiw_ask":      "review_ask",     //nolint:misspell // the typo is the input: longer words allow a third of their length
 		"refferal":        "referral",       // one edit
 		"priceing_viewed": "pricing_viewed", // one edit
 	} {

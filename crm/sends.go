@@ -15,17 +15,17 @@ import (
 type ClaimResult string
 
 const (
-	// ClaimNew: the key was not known; the ledger row is inserted with
+	// ClaimNew means the key was not known; the ledger row is inserted with
 	// status claimed. The caller may send, then calls MarkSent.
 	ClaimNew ClaimResult = "new"
 
-	// ClaimAlreadySent: the email went out earlier. The caller must NOT
+	// ClaimAlreadySent means the email went out earlier. The caller must NOT
 	// send again.
 	ClaimAlreadySent ClaimResult = "already_sent"
 
-	// ClaimRetry: an earlier attempt claimed the key and then either failed
-	// transiently (MarkFailed with permanent=false) or never reported back
-	// (neither MarkSent nor MarkFailed) and its lease ran out: the worker
+	// ClaimRetry means an earlier attempt claimed the key and then either
+	// failed transiently (MarkFailed with permanent=false) or never reported
+	// back (neither MarkSent nor MarkFailed) and its lease ran out: the worker
 	// probably died. The caller may send again; attempts is incremented.
 	//
 	// The one window that cannot be closed is "the SMTP server accepted the
@@ -37,28 +37,28 @@ const (
 	// DATA reply, before anything else.
 	ClaimRetry ClaimResult = "retry"
 
-	// ClaimInProgress: another attempt holds the claim and its lease has
-	// not run out (two activity attempts running at once, for example after
-	// a start-to-close timeout). The caller must not send now; it should
-	// fail with a retryable error and claim again later, when it will get
+	// ClaimInProgress means another attempt holds the claim and its lease has
+	// not run out (two activity attempts running at once, for example after a
+	// start-to-close timeout). The caller must not send now; it should fail
+	// with a retryable error and claim again later, when it will get
 	// ClaimAlreadySent, ClaimFailed or, once the lease ran out, ClaimRetry.
 	ClaimInProgress ClaimResult = "in_progress"
 
-	// ClaimFailed: an earlier attempt failed permanently (MarkFailed with
+	// ClaimFailed means an earlier attempt failed permanently (MarkFailed with
 	// permanent=true). The caller must not send.
 	ClaimFailed ClaimResult = "failed"
 
-	// ClaimSuppressed: the address is on the suppression list (for
+	// ClaimSuppressed means the address is on the suppression list (for
 	// marketing mail any reason; for transactional mail any reason but
-	// unsubscribed), the customer the email is about was erased, or the
-	// send was marked suppressed earlier. The caller must not send.
+	// unsubscribed), the customer the email is about was erased, or the send
+	// was marked suppressed earlier. The caller must not send.
 	ClaimSuppressed ClaimResult = "suppressed"
 
-	// ClaimCancelled: a marketing email planned in an earlier stage of the
-	// customer's journey (SendClaim.StageSeq) while the CRM already holds a
-	// later stage of the same journey: the customer bought, moved on or
-	// left while the send waited or retried. The ledger row is kept as
-	// suppressed, so a retry gets ClaimSuppressed. The caller must not send.
+	// ClaimCancelled means a marketing email planned in an earlier stage of
+	// the customer's journey (SendClaim.StageSeq) while the CRM already holds
+	// a later stage of the same journey: the customer bought, moved on or left
+	// while the send waited or retried. The ledger row is kept as suppressed,
+	// so a retry gets ClaimSuppressed. The caller must not send.
 	ClaimCancelled ClaimResult = "cancelled"
 )
 

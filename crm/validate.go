@@ -72,10 +72,6 @@ func validEmail(field, v string, required bool) error {
 	return rule(customer.CheckEmail(field, v), v)
 }
 
-func validTimeZone(field, v string) error {
-	return rule(customer.CheckTimeZone(field, v))
-}
-
 // validStage accepts the journey's stages (customer.Stages); empty only
 // when allowEmpty.
 func validStage(field, v string, allowEmpty bool) error {

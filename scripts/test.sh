@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make test: go vet, then the whole test suite against the TEST stack
-# (STACK=test: its own ports and .data/test, so a running demo is untouched),
-# which is brought down afterwards. The exit code is go test's.
+# make test: go vet and golangci-lint (scripts/lint.sh), then the whole test
+# suite against the TEST stack (STACK=test: its own ports and .data/test, so
+# a running demo is untouched), which is brought down afterwards. The exit
+# code is go test's.
 #
 # Several `make test` runs in one checkout share the test stack: each one
 # registers itself under .data/test/run/users/, and the last one to finish
@@ -46,6 +47,7 @@ go vet ./...
 # The benchmark harness is a module of its own: the root's ./... misses it.
 echo "== go vet ./... in tools/bench" >&2
 go vet -C tools/bench ./...
+scripts/lint.sh
 
 echo "== test stack up" >&2
 mkdir -p "$USERS"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the local-stack tools into .cache/bin/ from the pinned tools modules
-# (tools/temporal, tools/mailpit), so their dependency graphs stay out of the
-# product's go.mod. A binary is rebuilt only when it is missing or when its
-# stamp (pinned version + Go version + go.sum hash) changed.
+# Builds the local-stack tools and the linter into .cache/bin/ from the
+# pinned tools modules (tools/temporal, tools/mailpit, tools/golangci-lint),
+# so their dependency graphs stay out of the product's go.mod. A binary is
+# rebuilt only when it is missing or when its stamp (pinned version + Go
+# version + go.sum hash) changed.
 #
 #   scripts/tools.sh                 temporal + mailpit (plain: SMTP and API, blank web UI)
 #   scripts/tools.sh mailpit-ui      mailpit with its web UI built with npm
 #   scripts/tools.sh temporal mailpit mailpit-ui
+#   scripts/tools.sh golangci-lint   the linter run by make lint and make test
 #   FORCE=1 scripts/tools.sh ...     rebuild even if the stamp matches
 set -euo pipefail
 
@@ -82,6 +84,21 @@ build_mailpit() {
 	finish mailpit "$s" "$t0"
 }
 
+build_golangci_lint() {
+	local dir="$ROOT/tools/golangci-lint" mod=github.com/golangci/golangci-lint/v2 s v t0
+	s=$(stamp "$dir" "$mod")
+	if up_to_date golangci-lint "$s"; then return 0; fi
+	v=$(pinned "$dir" "$mod")
+	log "building golangci-lint $v (first build takes a minute or two)..."
+	t0=$(date +%s)
+	# Built from a tools module, the binary's main module is not golangci-lint:
+	# without a date it would report its version as "(devel)".
+	(cd "$dir" && go build -buildvcs=false \
+		-ldflags "-s -w -X main.version=${v#v} -X main.commit=tools/golangci-lint -X main.date=n/a" \
+		-o "$BIN/golangci-lint.tmp" github.com/golangci/golangci-lint/v2/cmd/golangci-lint)
+	finish golangci-lint "$s" "$t0"
+}
+
 ensure_npm() {
 	if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then return 0; fi
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -124,13 +141,18 @@ build_mailpit_ui() {
 }
 
 mkdir -p "$BIN"
+# One build at a time: concurrent make test runs would otherwise write the
+# same .tmp binary; the one that waited finds it up to date.
+exec 8>"$BIN/.lock"
+flock 8
 [ $# -gt 0 ] || set -- temporal mailpit
 for t in "$@"; do
 	case "$t" in
 	temporal) build_temporal ;;
 	mailpit) build_mailpit ;;
 	mailpit-ui) build_mailpit_ui ;;
-	all) build_temporal; build_mailpit; build_mailpit_ui ;;
-	*) die "unknown tool '$t' (temporal, mailpit, mailpit-ui, all)" ;;
+	golangci-lint) build_golangci_lint ;;
+	all) build_temporal; build_mailpit; build_mailpit_ui; build_golangci_lint ;;
+	*) die "unknown tool '$t' (temporal, mailpit, mailpit-ui, golangci-lint, all)" ;;
 	esac
 done

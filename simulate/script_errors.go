@@ -108,7 +108,7 @@ func yamlError(source string, err error, idx *pathIndex) error {
 	var typeErr *yaml.TypeError
 	switch {
 	case errors.As(err, &unknown):
-		parent, key := path, ""
+		var parent, key string
 		if i := strings.LastIndex(path, "."); i >= 0 {
 			parent, key = path[:i], path[i+1:]
 		} else {

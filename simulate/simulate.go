@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -290,7 +291,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	res.TimelineGap = h.gap
-	res.Timeline = append(rec.entries, h.entries...)
+	res.Timeline = slices.Concat(rec.entries, h.entries)
 	sort.SliceStable(res.Timeline, func(i, j int) bool {
 		a, b := res.Timeline[i], res.Timeline[j]
 		if !a.At.Equal(b.At) {

@@ -93,7 +93,7 @@ func isUsage(err error) bool {
 
 // exactArgs wants the named positional arguments (none when no names).
 func exactArgs(names ...string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
+	return func(_ *cobra.Command, args []string) error {
 		switch {
 		case len(args) == len(names):
 			return nil

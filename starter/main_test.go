@@ -68,7 +68,7 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"launch", "broadcast"}, "--id is required"},
 		{[]string{"launch", "broadcast", "--id", "b1"}, "--template is required"},
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask"}, "say who gets it: --stage active"},
-		{[]string{"launch", "broadcast", "--id", "b1", "--template", "reveiw_ask", "--stage", "active"}, `no such template (did you mean "review_ask"?)`},
+		{[]string{"launch", "broadcast", "--id", "b1", "--template", "reveiw_ask", "--stage", "active"}, `no such template (did you mean "review_ask"?)`}, //nolint:misspell // the typo is the input
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask", "--stage", "active", "--all-contacts"}, "exclude each other"},
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask", "--stage", "active", "--rate", "-1"}, "--rate: -1 is negative"},
 		{[]string{"launch", "campaign"}, "--file is required"},

@@ -133,7 +133,7 @@ func runSimulation(cmd *cobra.Command, c *campaign.Campaign, script *simulate.Sc
 	tty := isTerminal(stderr)
 	if tty {
 		last := time.Now()
-		opts.Progress = func(done, total time.Duration) {
+		opts.Progress = func(done, _ time.Duration) {
 			if time.Since(last) < 100*time.Millisecond {
 				return
 			}

@@ -45,7 +45,9 @@ func (f *fakePages) BroadcastSendPage(in activities.BroadcastPageInput) (activit
 	}
 	start := 0
 	if in.Cursor != "" {
-		fmt.Sscanf(in.Cursor, "c%04d", &start)
+		if _, err := fmt.Sscanf(in.Cursor, "c%04d", &start); err != nil {
+			return activities.BroadcastPageResult{}, fmt.Errorf("cursor %q is not one of this fake's: %w", in.Cursor, err)
+		}
 		start++
 	}
 	size := in.Broadcast.PageSizeOrDefault()
@@ -67,7 +69,7 @@ func (f *fakePages) BroadcastSendPage(in activities.BroadcastPageInput) (activit
 	return r, nil
 }
 
-func newBroadcastEnv(t *testing.T, f *fakePages) *testsuite.TestWorkflowEnvironment {
+func newBroadcastEnv(f *fakePages) *testsuite.TestWorkflowEnvironment {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
@@ -87,7 +89,7 @@ func runBroadcast(t *testing.T, f *fakePages, in BroadcastInput) (BroadcastProgr
 	var inputs []BroadcastInput
 	for range 100 {
 		inputs = append(inputs, in)
-		env := newBroadcastEnv(t, f)
+		env := newBroadcastEnv(f)
 		env.ExecuteWorkflow(BroadcastWorkflowName, in)
 		require.True(t, env.IsWorkflowCompleted())
 		err := env.GetWorkflowError()
@@ -169,7 +171,7 @@ func TestBroadcastContinuesAsNewCarryingCursorAndProgress(t *testing.T) {
 
 func TestBroadcastContinuesAsNewWhenSuggested(t *testing.T) {
 	f := &fakePages{n: 1000}
-	env := newBroadcastEnv(t, f)
+	env := newBroadcastEnv(f)
 	env.SetContinueAsNewSuggested(true)
 	env.ExecuteWorkflow(BroadcastWorkflowName, broadcastInput())
 	var can *workflow.ContinueAsNewError
@@ -182,7 +184,7 @@ func TestBroadcastContinuesAsNewWhenSuggested(t *testing.T) {
 
 func TestBroadcastProgressQuery(t *testing.T) {
 	f := &fakePages{n: 450}
-	env := newBroadcastEnv(t, f)
+	env := newBroadcastEnv(f)
 	var seen []BroadcastProgress
 	// Query after every page: the activity mock runs synchronously, so
 	// a callback on each completed activity sees the progress before it.
@@ -219,7 +221,7 @@ func TestBroadcastRetriesAFailingPage(t *testing.T) {
 }
 
 func TestBroadcastFailsOnANonRetryableError(t *testing.T) {
-	env := newBroadcastEnv(t, &fakePages{})
+	env := newBroadcastEnv(&fakePages{})
 	env.OnActivity(a.BroadcastSendPage, mock.Anything, mock.Anything).Return(activities.BroadcastPageResult{},
 		temporal.NewNonRetryableApplicationError("template x not found", activities.ErrBadInput, nil)).Once()
 	env.ExecuteWorkflow(BroadcastWorkflowName, broadcastInput())
@@ -231,7 +233,7 @@ func TestBroadcastFailsOnANonRetryableError(t *testing.T) {
 func TestBroadcastRejectsBadInput(t *testing.T) {
 	cases := map[string]func(*BroadcastInput){
 		"broadcast_id":               func(in *BroadcastInput) { in.BroadcastID = "" },
-		"broadcast_id ":              func(in *BroadcastInput) { in.BroadcastID = "a/b" },
+		"broadcast_id ":              func(in *BroadcastInput) { in.BroadcastID = "a/b" }, //nolint:gocritic // a second case for the field; compared trimmed
 		"campaign_id":                func(in *BroadcastInput) { in.CampaignID = "" },
 		"template":                   func(in *BroadcastInput) { in.Template = "" },
 		"segment.stages[0]":          func(in *BroadcastInput) { in.Segment.Stages = []string{"lapsed"} },
@@ -252,7 +254,7 @@ func TestBroadcastRejectsBadInput(t *testing.T) {
 	require.NoError(t, broadcastInput().Validate())
 
 	// The workflow refuses it too, without retrying.
-	env := newBroadcastEnv(t, &fakePages{})
+	env := newBroadcastEnv(&fakePages{})
 	bad := broadcastInput()
 	bad.Template = ""
 	env.ExecuteWorkflow(BroadcastWorkflowName, bad)

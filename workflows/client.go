@@ -51,7 +51,7 @@ func (s Starter) Signup(ctx context.Context, in Signup) (client.WorkflowRun, err
 	return run, nil
 }
 
-// ErrJourneyEnded: the customer's journey has ended (unsubscribed, erased,
+// ErrJourneyEnded means the customer's journey has ended (unsubscribed, erased,
 // churned under a campaign that ends journeys there, or pending without a
 // signup for too long). Events are not applied to an ended journey and do
 // not start a new one — otherwise a late event (a second unsubscribe click)

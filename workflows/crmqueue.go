@@ -126,14 +126,16 @@ func (j *journey) crmWritten(ctx workflow.Context, batch []activities.CRMWrite, 
 // crmFailed keeps the backlog and sets the time of the next try.
 func (j *journey) crmFailed(ctx workflow.Context, err error) {
 	b := &j.s.CRM
-	real := workflow.Now(ctx)
+	// Workflow time, not the journey's scaled clock (j.now): a database
+	// outage lasts real time.
+	unscaled := workflow.Now(ctx)
 	if b.Failures == 0 {
-		b.Since = real
+		b.Since = unscaled
 		j.s.note(j.now(ctx), "crm", fmt.Sprintf("CRM unavailable: %d writes wait and are retried until they are in", len(b.Writes)))
 	}
 	b.Failures++
 	b.LastError = shorten(err.Error(), 300)
-	b.RetryAt = real.Add(crmBackoff(j.s.CustomerID, b.Failures))
+	b.RetryAt = unscaled.Add(crmBackoff(j.s.CustomerID, b.Failures))
 	workflow.GetLogger(ctx).Warn("CRM writes deferred", "writes", len(b.Writes), "failures", b.Failures,
 		"retry_at", b.RetryAt, "error", err)
 	j.countDeferred(ctx)

@@ -50,10 +50,6 @@ type sendInFlight struct {
 // requestSend queues an email.
 func (j *journey) requestSend(req sendRequest) { j.sends = append(j.sends, req) }
 
-// sending: an email is in flight or queued; the journey sends them before
-// it plans its next step, continues as new or ends.
-func (j *journey) sendingMail() bool { return j.inFlight != nil || len(j.sends) > 0 }
-
 // startNextSend starts the first queued email that is still wanted.
 func (j *journey) startNextSend(ctx workflow.Context) {
 	for j.inFlight == nil && len(j.sends) > 0 {

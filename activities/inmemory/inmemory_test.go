@@ -138,7 +138,7 @@ func TestTemplateThatDoesNotRenderFailsForGood(t *testing.T) {
 
 func TestSendHookDecidesFirst(t *testing.T) {
 	c, now := newCRM(t)
-	c.SetSendHook(func(at time.Time, in activities.SendEmailInput) *inmemory.Outcome {
+	c.SetSendHook(func(at time.Time, _ activities.SendEmailInput) *inmemory.Outcome {
 		if at.Before(monday.Add(time.Minute)) {
 			return &inmemory.Outcome{Err: errors.New("dial tcp: connection refused")}
 		}

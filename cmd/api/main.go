@@ -59,7 +59,7 @@ func run(campaignID string) error {
 	opts.Logger = tlog.NewStructuredLogger(logger)
 	c, err := client.NewLazyClient(opts)
 	if err != nil {
-		return fmt.Errorf("Temporal client for %s: %w", cfg.Temporal.Address, err)
+		return fmt.Errorf("Temporal client for %s: %w", cfg.Temporal.Address, err) //nolint:staticcheck // ST1005: "Temporal" is a proper noun
 	}
 	defer c.Close()
 

@@ -116,7 +116,7 @@ func TestDeadlineCancelsAndLeavesLaterSignals(t *testing.T) {
 
 func TestWorkflowFailureIsAnError(t *testing.T) {
 	suite := quietSuite()
-	failing := func(ctx workflow.Context, _ counterInput) (int, error) {
+	failing := func(workflow.Context, counterInput) (int, error) {
 		return 0, errors.New("boom")
 	}
 	_, err := driver.Run[counterInput]{Suite: &suite, Workflow: failing, Name: "failing", Start: start, Until: start.Add(time.Hour)}.

@@ -472,14 +472,15 @@ func (h *Harness) waitAllVisible(ctx context.Context, ids []string, want []int, 
 // loading the server it measures with queries.
 var sinkHandled atomic.Int64
 
-// BenchSignalSink is a workflow that waits on a signal channel forever and
-// drops what it receives: the target of the raw signal-with-start limit.
+// SignalSink (workflow type BenchSignalSink) waits on a signal channel
+// forever and drops what it receives: the target of the raw
+// signal-with-start limit.
 // With work set it also does, once per workflow task that received
 // signals, what a journey's event task does on top of receiving — the
 // decomposition figures of the limits phase: "upsert" upserts the
 // LeadScore search attribute (a visibility write), "la" runs a local
 // activity (a marker event), "la+upsert" both.
-func BenchSignalSink(ctx workflow.Context, work string) error {
+func SignalSink(ctx workflow.Context, work string) error {
 	ch := workflow.GetSignalChannel(ctx, "event")
 	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	total := int64(0)
@@ -531,7 +532,7 @@ type swsRun struct {
 func (h *Harness) rawSignalWithStart(ctx context.Context, n, workflowsN int, work string) (r swsRun, err error) {
 	tq := "bench-sws-" + h.id + "-" + work
 	w := worker.New(h.c, tq, h.workerOptions())
-	w.RegisterWorkflowWithOptions(BenchSignalSink, workflow.RegisterOptions{Name: "BenchSignalSink"})
+	w.RegisterWorkflowWithOptions(SignalSink, workflow.RegisterOptions{Name: "BenchSignalSink"})
 	if err := w.Start(); err != nil {
 		return r, err
 	}

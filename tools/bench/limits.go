@@ -189,13 +189,14 @@ func (h *Harness) rawSMTP(ctx context.Context, addr string, n int) (float64, err
 	return float64(n) / elapsed.Seconds(), nil
 }
 
-// BenchNoop is the trivial workflow of the no-op limit.
-func BenchNoop(workflow.Context) error { return nil }
+// Noop (workflow type BenchNoop) is the trivial workflow of the no-op
+// limit.
+func Noop(workflow.Context) error { return nil }
 
 func (h *Harness) noopWorkflows(ctx context.Context, n, inFlight int) (float64, error) {
 	tq := "bench-noop-" + h.id
 	w := worker.New(h.c, tq, h.workerOptions())
-	w.RegisterWorkflowWithOptions(BenchNoop, workflow.RegisterOptions{Name: "BenchNoop"})
+	w.RegisterWorkflowWithOptions(Noop, workflow.RegisterOptions{Name: "BenchNoop"})
 	if err := w.Start(); err != nil {
 		return 0, err
 	}

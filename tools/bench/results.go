@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,7 +131,7 @@ func machine(ctx context.Context, cfg Config) Machine {
 	}
 	if conn, err := pgx.Connect(ctx, cfg.PostgresURL); err == nil {
 		_ = conn.QueryRow(ctx, "SELECT version()").Scan(&m.Postgres)
-		conn.Close(ctx)
+		_ = conn.Close(ctx)
 	}
 	return m
 }
@@ -265,9 +266,9 @@ func procTicks(pid string) int64 {
 	if len(f) < 13 {
 		return 0
 	}
-	var u, k int64
-	fmt.Sscan(f[11], &u)
-	fmt.Sscan(f[12], &k)
+	// A field that does not parse counts as no ticks.
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + k
 }
 
@@ -293,8 +294,7 @@ func snapCPU() cpuSnap {
 		line, _, _ := strings.Cut(string(raw), "\n")
 		f := strings.Fields(line)
 		for i, v := range f[1:] {
-			var n int64
-			fmt.Sscan(v, &n)
+			n, _ := strconv.ParseInt(v, 10, 64)
 			if i != 3 && i != 4 { // not idle, not iowait
 				s["machine"] += n
 			}
@@ -334,7 +334,7 @@ func startProfile(file string) (stop func(), err error) {
 		return nil, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	var once sync.Once

@@ -71,8 +71,9 @@ func main() {
 	// One log format for the harness and its figures' windows.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench.Run(ctx, cfg); err != nil {
+	err := bench.Run(ctx, cfg)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "lifecycle-bench:", err)
 		os.Exit(1)
 	}
