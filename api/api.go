@@ -29,6 +29,7 @@ import (
 
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
+	"github.com/acme/lifecycle/erasure"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -76,6 +77,9 @@ type Options struct {
 	// Secret is the shared API secret (API_SECRET) that callers sign
 	// requests with. Required.
 	Secret []byte
+	// Eraser runs DELETE /v1/customers/{id} and erase events; nil answers
+	// them 503.
+	Eraser *erasure.Eraser
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
 	// Now is the clock for signature timestamps; nil is time.Now.
@@ -100,6 +104,7 @@ type server struct {
 	starter         workflows.Starter
 	client          client.Client
 	crm             *crm.Store
+	eraser          *erasure.Eraser
 	signer          email.Signer
 	secret          []byte
 	log             *slog.Logger
@@ -130,7 +135,7 @@ func newServer(o Options) *server {
 		panic("api.New: Options.Starter.Client is nil")
 	}
 	s := &server{
-		starter: o.Starter, client: o.Client, crm: o.CRM, signer: o.Signer,
+		starter: o.Starter, client: o.Client, crm: o.CRM, eraser: o.Eraser, signer: o.Signer,
 		secret: append([]byte(nil), o.Secret...), log: o.Logger, now: o.Now,
 		temporalTimeout: o.TemporalTimeout, retryAfter: o.RetryAfter,
 		mux: http.NewServeMux(),
@@ -166,6 +171,7 @@ func newServer(o Options) *server {
 	s.handle("POST /v1/signups", s.authenticated(MaxBody, s.postSignup))
 	s.handle("POST /v1/events", s.authenticated(MaxEventsBody, s.postEvents))
 	s.handle("GET /v1/customers/{id}/journey", s.authenticated(MaxBody, s.getJourney))
+	s.handle("DELETE /v1/customers/{id}", s.authenticated(MaxBody, s.deleteCustomer))
 	s.handle("GET /v1/unsubscribe", s.getUnsubscribe)
 	s.handle("POST /v1/unsubscribe", s.postUnsubscribe)
 	s.handle("GET /healthz", s.healthz)

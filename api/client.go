@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/lifecycle/erasure"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -147,4 +148,13 @@ func (c *Client) call(ctx context.Context, method, path string, in any, want int
 		}
 	}
 	return nil
+}
+
+// Erase erases a customer (DELETE /v1/customers/{id}); requestedBy goes
+// into the audit log ("" is "api").
+func (c *Client) Erase(ctx context.Context, customerID, requestedBy string) (erasure.Result, error) {
+	var out erasure.Result
+	in := EraseRequest{Action: "erase", CustomerID: customerID, RequestedBy: requestedBy}
+	err := c.call(ctx, http.MethodDelete, "/v1/customers/"+url.PathEscape(customerID), in, http.StatusOK, &out)
+	return out, err
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acme/lifecycle/customer"
+	"github.com/acme/lifecycle/privacy"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -120,10 +121,17 @@ func (s *server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, *validationError(err, eventFields))
 		return
 	}
+	if ev.Type == customer.EventErase {
+		// An erase is not a journey event: it must work whether the
+		// journey runs, ended or never started (erase.go).
+		s.erase(w, r, ev.CustomerID)
+		return
+	}
 	res := EventsResponse{Rejected: []ItemError{}, Failed: []ItemError{}, Warnings: warnings(0, ev)}
 	ctx, cancel := s.temporalContext(r)
 	defer cancel()
-	if err := s.starter.Events(ctx, ev.CustomerID, ev.Journey()); errors.Is(err, workflows.ErrJourneyEnded) {
+	// An erased customer's journey has ended, and its data key is gone.
+	if err := s.starter.Events(ctx, ev.CustomerID, ev.Journey()); errors.Is(err, workflows.ErrJourneyEnded) || errors.Is(err, privacy.ErrShredded) {
 		writeError(w, http.StatusConflict, ErrorResponse{Field: "customer_id", Error: journeyEnded})
 		return
 	} else if err != nil {
@@ -173,6 +181,10 @@ func (s *server) postBatch(w http.ResponseWriter, r *http.Request, body []byte) 
 			res.Rejected = append(res.Rejected, ItemError{Index: i, CustomerID: ev.CustomerID, Field: e.Field, Error: e.Error})
 			continue
 		}
+		if ev.Type == customer.EventErase {
+			res.Rejected = append(res.Rejected, ItemError{Index: i, CustomerID: ev.CustomerID, Field: "type", Error: eraseInBatch})
+			continue
+		}
 		res.Warnings = append(res.Warnings, warnings(i, ev)...)
 		key := [2]string{ev.CustomerID, ev.ID}
 		if first, dup := seenIDs[key]; dup {
@@ -207,7 +219,7 @@ func (s *server) postBatch(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	wg.Wait()
 	for gi, g := range groups {
-		if errors.Is(errs[gi], workflows.ErrJourneyEnded) {
+		if errors.Is(errs[gi], workflows.ErrJourneyEnded) || errors.Is(errs[gi], privacy.ErrShredded) {
 			for _, i := range g.indexes {
 				res.Rejected = append(res.Rejected, ItemError{Index: i, CustomerID: g.customerID, Field: "customer_id", Error: journeyEnded})
 			}

@@ -1,8 +1,12 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/acme/lifecycle/privacy"
 
 	"github.com/acme/lifecycle/workflows"
 )
@@ -40,6 +44,13 @@ func (s *server) postSignup(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.temporalContext(r)
 	defer cancel()
 	run, err := s.starter.Signup(ctx, in)
+	if errors.Is(err, privacy.ErrShredded) {
+		// The customer id was erased: its data key is destroyed, and the
+		// person cannot be brought back under it.
+		writeError(w, http.StatusGone, ErrorResponse{Field: "customer_id",
+			Error: fmt.Sprintf("customer_id: customer %q was erased; a new signup needs a new customer id", in.CustomerID)})
+		return
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "signup not accepted by Temporal", "customer_id", in.CustomerID, "error", err)
 		s.unavailable(w, "the journey service did not accept the signup (Temporal unavailable); nothing was recorded, retry later")

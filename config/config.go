@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/acme/lifecycle/customer"
+	"github.com/acme/lifecycle/privacy"
 )
 
 // Secret is a string that never prints its value.
@@ -59,6 +61,11 @@ type Config struct {
 	UnsubscribeSecret Secret `env:"UNSUBSCRIBE_SECRET" envDefault:"dev-only-unsubscribe-secret"`
 	// APISecret authenticates callers of the HTTP API.
 	APISecret Secret `env:"API_SECRET" envDefault:"dev-only-api-secret"`
+	// Payload says how personal data in Temporal payloads is encrypted.
+	Payload Payload
+	// Codec configures the codec server the API serves for the Temporal
+	// Web UI and CLI.
+	Codec Codec
 	// CampaignDir holds the campaign definition files (*.yaml). Empty uses
 	// the campaigns built into the binary.
 	CampaignDir string `env:"CAMPAIGN_DIR"`
@@ -87,6 +94,67 @@ type Temporal struct {
 	// worker keeps open (split between its sticky queue and the shared
 	// one; the SDK's default is 2, and the SDK needs at least 2).
 	WorkflowTaskPollers int `env:"WORKER_WORKFLOW_POLLERS" envDefault:"2"`
+}
+
+// DevPayloadKEK is the key-encryption key of the local stack. It is public,
+// so data keys wrapped by it protect nothing: set PAYLOAD_KEK (or
+// PAYLOAD_KEK_FILE) anywhere else.
+const DevPayloadKEK = "ZGV2LW9ubHkgcGF5bG9hZCBrZXksIG5vdCBzZWNyZXQ="
+
+// Payload is the encryption of personal data in Temporal payloads (package
+// privacy, docs/privacy.md): each customer's payloads are encrypted with a
+// data key of their own, stored in the CRM database wrapped by the
+// key-encryption key (KEK) given here.
+type Payload struct {
+	// KEK is the key-encryption key: the standard base64 encoding of 32
+	// random bytes (`openssl rand -base64 32`).
+	KEK Secret `env:"PAYLOAD_KEK" envDefault:"ZGV2LW9ubHkgcGF5bG9hZCBrZXksIG5vdCBzZWNyZXQ="`
+	// KEKFile, when set, names a file that holds the KEK (a mounted
+	// secret); it takes precedence over PAYLOAD_KEK.
+	KEKFile string `env:"PAYLOAD_KEK_FILE"`
+	// PreviousKEKs are earlier KEKs (comma-separated), still accepted to
+	// unwrap data keys until `starter rotate-kek` has rewrapped them all
+	// with the current one.
+	PreviousKEKs Secret `env:"PAYLOAD_KEK_PREVIOUS"`
+}
+
+// Keyring parses the KEKs; errors name the variable, never the value.
+func (p Payload) Keyring() (privacy.Keyring, error) {
+	current, name := p.KEK.Value(), "PAYLOAD_KEK"
+	if p.KEKFile != "" {
+		b, err := os.ReadFile(p.KEKFile)
+		if err != nil {
+			return privacy.Keyring{}, fmt.Errorf("PAYLOAD_KEK_FILE: %w", err)
+		}
+		current, name = strings.TrimSpace(string(b)), "PAYLOAD_KEK_FILE"
+	}
+	kek, err := privacy.ParseKEK(current)
+	if err != nil {
+		return privacy.Keyring{}, fmt.Errorf("%s: %w", name, err)
+	}
+	ring := privacy.Keyring{Current: kek}
+	for i, v := range strings.Split(p.PreviousKEKs.Value(), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		prev, err := privacy.ParseKEK(v)
+		if err != nil {
+			return privacy.Keyring{}, fmt.Errorf("PAYLOAD_KEK_PREVIOUS (key %d): %w", i+1, err)
+		}
+		ring.Previous = append(ring.Previous, prev)
+	}
+	return ring, nil
+}
+
+// Codec configures the codec server (privacy.CodecServer) the API serves
+// at /codec, so that people allowed to can read encrypted histories in the
+// Temporal Web UI and CLI.
+type Codec struct {
+	// Token, when set, must be sent as "Authorization: Bearer <token>".
+	// Empty: only clients on this machine (loopback) are served.
+	Token Secret `env:"CODEC_TOKEN"`
+	// Origins are the Web UI origins allowed to call it from the browser.
+	Origins []string `env:"CODEC_CORS_ORIGINS" envSeparator:"," envDefault:"http://127.0.0.1:8233,http://localhost:8233"`
 }
 
 // GRPCCompressions lists the accepted TEMPORAL_GRPC_COMPRESSION values.
@@ -236,6 +304,14 @@ func (c Config) Validate() error {
 	}
 	if len(c.APISecret.Value()) < 16 {
 		errs = append(errs, errors.New("API_SECRET: must be at least 16 characters"))
+	}
+	if _, err := c.Payload.Keyring(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, o := range c.Codec.Origins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			bad("CODEC_CORS_ORIGINS", o, "each origin must be scheme://host[:port], as browsers send it")
+		}
 	}
 	if !(c.TimeScale >= 1) {
 		bad("TIME_SCALE", strconv.FormatFloat(c.TimeScale, 'g', -1, 64), "must be a number >= 1 (1 is real time)")

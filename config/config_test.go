@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -119,4 +120,46 @@ func TestSMTPFromIsABareAddress(t *testing.T) {
 	c, err := LoadFrom(map[string]string{"SMTP_FROM": "news@acme.example"})
 	require.NoError(t, err)
 	assert.Equal(t, "news@acme.example", c.SMTP.From)
+}
+
+func TestPayloadKEKs(t *testing.T) {
+	const other = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	t.Run("the dev default parses", func(t *testing.T) {
+		c, err := LoadFrom(map[string]string{})
+		require.NoError(t, err)
+		ring, err := c.Payload.Keyring()
+		require.NoError(t, err)
+		assert.Len(t, ring.Current.ID(), 16)
+		assert.Empty(t, ring.Previous)
+	})
+	t.Run("a bad key is named, its value is not", func(t *testing.T) {
+		_, err := LoadFrom(map[string]string{"PAYLOAD_KEK": "c2hvcnQ="})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "PAYLOAD_KEK")
+		assert.NotContains(t, err.Error(), "c2hvcnQ=")
+		_, err = LoadFrom(map[string]string{"PAYLOAD_KEK_PREVIOUS": other + ",nonsense"})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "PAYLOAD_KEK_PREVIOUS (key 2)")
+	})
+	t.Run("the file wins over the variable", func(t *testing.T) {
+		file := t.TempDir() + "/kek"
+		require.NoError(t, os.WriteFile(file, []byte(other+"\n"), 0o600))
+		c, err := LoadFrom(map[string]string{"PAYLOAD_KEK_FILE": file, "PAYLOAD_KEK_PREVIOUS": DevPayloadKEK})
+		require.NoError(t, err)
+		ring, err := c.Payload.Keyring()
+		require.NoError(t, err)
+		dev, err := LoadFrom(map[string]string{})
+		require.NoError(t, err)
+		devRing, err := dev.Payload.Keyring()
+		require.NoError(t, err)
+		assert.NotEqual(t, devRing.Current.ID(), ring.Current.ID())
+		require.Len(t, ring.Previous, 1)
+		assert.Equal(t, devRing.Current.ID(), ring.Previous[0].ID())
+		_, err = LoadFrom(map[string]string{"PAYLOAD_KEK_FILE": file + ".missing"})
+		assert.ErrorContains(t, err, "PAYLOAD_KEK_FILE")
+	})
+	t.Run("codec origins are browser origins", func(t *testing.T) {
+		_, err := LoadFrom(map[string]string{"CODEC_CORS_ORIGINS": "http://ui.example:8080/path"})
+		assert.ErrorContains(t, err, "CODEC_CORS_ORIGINS")
+	})
 }

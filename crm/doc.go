@@ -25,6 +25,8 @@
 //	tasks              task_key             CreateTask
 //	email_log          send_key             ClaimSend, MarkSent, MarkFailed, MarkSuppressed (the send ledger)
 //	suppressions       email_hash           Suppress, Erase (sha256 of the lower-cased address)
+//	payload_keys       subject              package privacy (customers' wrapped data keys; Shred destroys one)
+//	erasures           id                   package erasure (the audit log of erase requests)
 //
 // A key reused for a different customer is reported as an error, not
 // silently accepted.

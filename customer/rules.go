@@ -178,9 +178,16 @@ func CheckCustomerID(field, v string) error {
 		return invalid(field, "is %d bytes long; at most %d characters of %s", len(v), MaxCustomerID, customerIDChars)
 	case !customerIDPattern.MatchString(v):
 		return invalid(field, "%smust be 1-%d characters of %s", shown(v), MaxCustomerID, customerIDChars)
+	case v == ReservedCustomerID:
+		return invalid(field, "%q is reserved (it names the encryption key of payloads that belong to no customer)", v)
 	}
 	return nil
 }
+
+// ReservedCustomerID is not a customer: privacy.SystemSubject, the subject
+// of the data key that encrypts payloads of no one customer (broadcasts),
+// which an erase must never destroy.
+const ReservedCustomerID = "system"
 
 // CheckEmail accepts a bare address, name@domain; see the package
 // documentation. Empty is invalid: callers skip optional empty fields.

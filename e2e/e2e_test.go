@@ -98,6 +98,7 @@ func (s *stack) recordHistories(t *testing.T, customerID, name string) {
 			require.NoError(t, err)
 			events = append(events, e)
 		}
+		decryptHistory(t, s.Encryption.Codec, events)
 		raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
 		require.NoError(t, err)
 		file := filepath.Join(dir, fmt.Sprintf("%s-%d.json", name, i+1))

@@ -9,7 +9,7 @@
 #
 # STACK=demo (default) or STACK=test selects the ports and the data dir
 # (.data/demo, .data/test), so tests never collide with a running demo.
-# Overrides: TEMPORAL_IP TEMPORAL_PORT TEMPORAL_UI_PORT TEMPORAL_NAMESPACE
+# Overrides: TEMPORAL_IP TEMPORAL_PORT TEMPORAL_UI_PORT TEMPORAL_NAMESPACE TEMPORAL_UI_CODEC_ENDPOINT
 # MAILPIT_IP MAILPIT_SMTP_PORT MAILPIT_HTTP_PORT MAILPIT_UI=0|1 DATABASE_URL
 # STACK_DATA_DIR STACK_TIMEOUT (seconds to wait for health, default 120).
 set -euo pipefail
@@ -21,8 +21,8 @@ LOG_PREFIX="stack:$STACK"
 . "$ROOT/scripts/lib.sh"
 
 case "$STACK" in
-demo) d_tp=7233 d_tui=8233 d_smtp=1025 d_http=8025 d_db=lifecycle d_ui=1 ;;
-test) d_tp=7243 d_tui=8243 d_smtp=1026 d_http=8026 d_db=postgres d_ui=0 ;;
+demo) d_tp=7233 d_tui=8233 d_smtp=1025 d_http=8025 d_db=lifecycle d_ui=1 d_codec=http://127.0.0.1:8080/codec ;;
+test) d_tp=7243 d_tui=8243 d_smtp=1026 d_http=8026 d_db=postgres d_ui=0 d_codec= ;;
 *) die "STACK must be demo or test, not '$STACK'" ;;
 esac
 
@@ -31,6 +31,9 @@ TEMPORAL_IP=${TEMPORAL_IP:-127.0.0.1}
 TEMPORAL_PORT=${TEMPORAL_PORT:-$d_tp}
 TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-$d_tui}
 TEMPORAL_NAMESPACE=${TEMPORAL_NAMESPACE:-default}
+# The Web UI decrypts payloads through the codec server the demo's API
+# serves (docs/privacy.md); empty leaves them encrypted in the UI.
+TEMPORAL_UI_CODEC_ENDPOINT=${TEMPORAL_UI_CODEC_ENDPOINT-$d_codec}
 MAILPIT_IP=${MAILPIT_IP:-127.0.0.1}
 MAILPIT_SMTP_PORT=${MAILPIT_SMTP_PORT:-$d_smtp}
 MAILPIT_HTTP_PORT=${MAILPIT_HTTP_PORT:-$d_http}
@@ -210,6 +213,7 @@ start_temporal() {
 		--ip "$TEMPORAL_IP" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
 		--log-level warn)
 	[ "$TEMPORAL_NAMESPACE" != default ] && args+=(--namespace "$TEMPORAL_NAMESPACE")
+	[ -n "$TEMPORAL_UI_CODEC_ENDPOINT" ] && args+=(--ui-codec-endpoint "$TEMPORAL_UI_CODEC_ENDPOINT")
 	local sa
 	for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa"); done
 	start_bg "$RUN/temporal.pid" "$LOGS/temporal.log" "$BIN/temporal" "${args[@]}"

@@ -49,6 +49,19 @@ echo "== go vet ./... in tools/bench" >&2
 go vet -C tools/bench ./...
 scripts/lint.sh
 
+# The erase test dumps the CRM with pg_dump, as an auditor would
+# (e2e/erase_test.go); a machine whose PostgreSQL runs elsewhere may lack it.
+if ! command -v pg_dump >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "== apt-get install postgresql-client (pg_dump, once)" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+	else
+		echo "make test: pg_dump is missing; install it (apt-get install postgresql-client)" >&2
+		exit 1
+	fi
+fi
+
 echo "== test stack up" >&2
 mkdir -p "$USERS"
 exec 9>"$RUN/.test.lock"

@@ -99,7 +99,7 @@ func (a *app) demoCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			return a.runDemo(cmd.Context(), duration)
 		},
 	}

@@ -56,7 +56,7 @@ one that failed or was cancelled may be started again and skips whoever got it.
 				if err := a.connect(); err != nil {
 					return err
 				}
-				defer a.client.Close()
+				defer a.close()
 				return a.follow(cmd, id, nil)
 			}
 			in, _, err := b.input(id, "--id", "")
@@ -66,7 +66,7 @@ one that failed or was cancelled may be started again and skips whoever got it.
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			run, err := workflows.StartBroadcast(cmd.Context(), a.client, a.cfg.Temporal.TaskQueue, in)
 			if err != nil {
 				if errors.Is(err, workflows.ErrBroadcastAlreadyStarted) {

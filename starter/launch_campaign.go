@@ -120,7 +120,7 @@ func (a *app) countJourneys(cmd *cobra.Command, id string, versions []string) {
 		fmt.Fprintf(out, "  (running journeys per version not counted: %s)\n", shortErr(err))
 		return
 	}
-	defer a.client.Close()
+	defer a.close()
 	for _, v := range versions {
 		q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND CampaignVersion = '%s@%s'",
 			workflows.WorkflowName, escapeQuery(id), escapeQuery(v))

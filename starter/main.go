@@ -24,9 +24,12 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/customer"
+	"github.com/acme/lifecycle/internal/temporalclient"
+	"github.com/acme/lifecycle/privacy"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -118,6 +121,19 @@ type app struct {
 	cfg        config.Config
 	campaignID string
 	client     client.Client
+	// enc is the payload encryption the client uses (the worker's own).
+	enc *temporalclient.Encryption
+}
+
+// dataConverter decodes payloads that the SDK hands over as stored
+// (a schedule's memo and arguments): encrypted, like everything starter
+// and the worker write.
+func (a *app) dataConverter() converter.DataConverter { return privacy.DataConverter(a.enc.Codec) }
+
+// close closes what connect opened.
+func (a *app) close() {
+	a.client.Close()
+	a.enc.Close()
 }
 
 func newRoot() *cobra.Command {
@@ -131,7 +147,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentFlags().StringVar(&a.campaignID, "campaign", defaultCampaign, "campaign id new journeys start on")
 	root.AddCommand(a.signupCmd(), a.eventCmd(), a.statusCmd(), a.demoCmd(),
-		a.simulateCmd(), a.reportCmd(), a.scheduleCmd(), a.launchCmd())
+		a.simulateCmd(), a.reportCmd(), a.scheduleCmd(), a.launchCmd(),
+		a.eraseCmd(), a.rotateKEKCmd())
 	return root
 }
 
@@ -145,13 +162,18 @@ func (a *app) connectCtx(ctx context.Context) error {
 		return err
 	}
 	a.cfg = cfg
-	opts := cfg.Temporal.ClientOptions()
+	enc, err := temporalclient.NewEncryption(cfg)
+	if err != nil {
+		return err
+	}
+	opts := enc.Options(cfg.Temporal)
 	opts.Logger = quietLogger{}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
+		enc.Close()
 		return fmt.Errorf("connect to Temporal at %s: %w (is the stack up? run `make up`, or set TEMPORAL_ADDRESS)", cfg.Temporal.Address, err)
 	}
-	a.client = c
+	a.client, a.enc = c, enc
 	return nil
 }
 
@@ -171,7 +193,7 @@ func (a *app) signupCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			run, err := a.starter().Signup(cmd.Context(), s)
 			if err != nil {
 				return err
@@ -202,6 +224,10 @@ func (a *app) eventCmd() *cobra.Command {
 		Short: "Send a CRM/product event into a customer's journey",
 		Args:  exactArgs("CUSTOMER_ID", "TYPE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[1] == customer.EventErase {
+				// An erase is more than a journey event (package erasure).
+				return usagef("to erase a customer run `starter erase %s`", args[0])
+			}
 			e := workflows.Event{ID: id, Type: args[1], At: time.Now()}
 			if e.ID == "" {
 				e.ID = fmt.Sprintf("cli-%s-%d", args[1], time.Now().UnixNano())
@@ -219,7 +245,7 @@ func (a *app) eventCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			if err := a.starter().Events(cmd.Context(), args[0], e); err != nil {
 				return err
 			}
@@ -242,7 +268,7 @@ func (a *app) statusCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			v, err := workflows.State(cmd.Context(), a.client, args[0])
 			if err != nil {
 				return err

@@ -93,7 +93,7 @@ func (a *app) scheduleCreateCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			ctx := cmd.Context()
 			h, err := a.client.ScheduleClient().Create(ctx, client.ScheduleOptions{
 				ID:   scheduleID(name),
@@ -218,7 +218,7 @@ func (a *app) scheduleListCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			list, err := a.listSchedules(cmd.Context())
 			if err != nil {
 				return err
@@ -284,13 +284,15 @@ func (a *app) listSchedules(ctx context.Context) ([]scheduleInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("describe schedule %s: %w", e.ID, err)
 		}
-		fillScheduleInfo(&info, d)
+		fillScheduleInfo(&info, d, a.dataConverter())
 		out = append(out, info)
 	}
 	return out, nil
 }
 
-func fillScheduleInfo(info *scheduleInfo, d *client.ScheduleDescription) {
+// fillScheduleInfo reads d; dc decodes the memo and the action's
+// arguments, which Describe returns as they are stored (encrypted).
+func fillScheduleInfo(info *scheduleInfo, d *client.ScheduleDescription, dc converter.DataConverter) {
 	if sp := d.Schedule.Spec; sp != nil {
 		info.Cron, info.TimeZone = sp.CronExpressions, sp.TimeZoneName
 		if len(info.Cron) == 0 {
@@ -307,7 +309,7 @@ func fillScheduleInfo(info *scheduleInfo, d *client.ScheduleDescription) {
 	}
 	if f := d.Memo.GetFields()[memoCron]; f != nil {
 		var expr string
-		if err := converter.GetDefaultDataConverter().FromPayload(f, &expr); err == nil && expr != "" {
+		if err := dc.FromPayload(f, &expr); err == nil && expr != "" {
 			info.Cron = []string{expr}
 		}
 	}
@@ -324,7 +326,7 @@ func fillScheduleInfo(info *scheduleInfo, d *client.ScheduleDescription) {
 		// Describe returns the action's arguments as payloads.
 		if p, ok := act.Args[0].(*commonpb.Payload); ok {
 			var in workflows.BroadcastInput
-			if err := converter.GetDefaultDataConverter().FromPayload(p, &in); err == nil {
+			if err := dc.FromPayload(p, &in); err == nil {
 				info.input = &in
 				info.Sends = &scheduleSends{CampaignID: in.CampaignID, CampaignVersion: in.CampaignVersion, Template: in.Template,
 					Segment: in.Segment, RatePerSecond: in.RatePerSecond, PageSize: in.PageSize, RespectQuietHours: in.RespectQuietHours}
@@ -369,7 +371,7 @@ func (a *app) schedulePauseCmd(pause bool) *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			h := a.client.ScheduleClient().GetHandle(cmd.Context(), scheduleID(name))
 			var err error
 			if pause {
@@ -398,7 +400,7 @@ func (a *app) scheduleDeleteCmd() *cobra.Command {
 			if err := a.connect(); err != nil {
 				return err
 			}
-			defer a.client.Close()
+			defer a.close()
 			if err := a.client.ScheduleClient().GetHandle(cmd.Context(), scheduleID(name)).Delete(cmd.Context()); err != nil {
 				return scheduleErr(name, "delete", err)
 			}

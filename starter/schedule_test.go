@@ -16,7 +16,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/internal/temporalclient"
 	"github.com/acme/lifecycle/internal/testenv"
+	"github.com/acme/lifecycle/privacy"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -28,14 +32,42 @@ func temporalClient(t *testing.T) client.Client {
 	t.Setenv("CAMPAIGN_DIR", "")
 	t.Setenv("TEMPORAL_ADDRESS", addr)
 	t.Setenv("TEMPORAL_TASK_QUEUE", "starter-test-"+testenv.RandomID(4))
+	// The data keys of the payloads starter encrypts live in the CRM
+	// schema, which the worker creates; no worker runs here.
+	dbURL := testenv.NewDatabase(t)
+	store, err := crm.Open(t.Context(), dbURL)
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(t.Context()))
+	store.Close()
+	t.Setenv("DATABASE_URL", dbURL)
 	ns := os.Getenv("TEMPORAL_NAMESPACE")
 	if ns == "" {
 		ns = "default"
 	}
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns, Logger: quietLogger{}})
+	// The same payload encryption as starter's, to read what it wrote.
+	cfg, err := config.Load()
+	require.NoError(t, err)
+	enc, err := temporalclient.NewEncryption(cfg)
+	require.NoError(t, err)
+	t.Cleanup(enc.Close)
+	opts := enc.Options(cfg.Temporal)
+	opts.HostPort, opts.Namespace, opts.Logger = addr, ns, quietLogger{}
+	c, err := client.Dial(opts)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
+}
+
+// testDataConverter decodes what starter encrypted (temporalClient set
+// the environment).
+func testDataConverter(t *testing.T) converter.DataConverter {
+	t.Helper()
+	cfg, err := config.Load()
+	require.NoError(t, err)
+	enc, err := temporalclient.NewEncryption(cfg)
+	require.NoError(t, err)
+	t.Cleanup(enc.Close)
+	return privacy.DataConverter(enc.Codec)
 }
 
 func describe(t *testing.T, c client.Client, name string) *client.ScheduleDescription {
@@ -85,7 +117,7 @@ func TestScheduleCreateListPauseDelete(t *testing.T) {
 	require.Len(t, act.Args, 1)
 	p, ok := act.Args[0].(*commonpb.Payload)
 	require.True(t, ok, "describe returns the arguments as payloads")
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(p, &in))
+	require.NoError(t, testDataConverter(t).FromPayload(p, &in))
 	assert.Equal(t, name, in.BroadcastID)
 	assert.Equal(t, "review_ask", in.Template)
 	assert.Equal(t, []string{"active"}, in.Segment.Stages)

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/internal/temporalclient"
 	"github.com/acme/lifecycle/internal/workerapp"
 )
 
@@ -53,7 +54,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	opts := cfg.Temporal.ClientOptions()
+	// Payloads are encrypted per customer (package privacy); the data keys
+	// live in the CRM database, which the worker migrates below.
+	enc, err := temporalclient.NewEncryption(cfg)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	opts := enc.Options(cfg.Temporal)
 	opts.Logger, opts.MetricsHandler = tlog.NewStructuredLogger(logger), sdkMetrics
 	c, err := client.Dial(opts)
 	if err != nil {

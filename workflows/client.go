@@ -158,3 +158,19 @@ func State(ctx context.Context, c client.Client, customerID string) (JourneyView
 	}
 	return v, nil
 }
+
+// TerminateJourney ends the customer's running journey at once (an erase:
+// no further step, send or CRM write of it may happen) and reports whether
+// one was running. reason is written into the history: no personal data.
+func (s Starter) TerminateJourney(ctx context.Context, customerID, reason string) (bool, error) {
+	err := s.Client.TerminateWorkflow(ctx, JourneyID(customerID), "", reason)
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &notFound):
+		return false, nil // ended before, or never started
+	default:
+		return false, fmt.Errorf("terminate journey of %s: %w", customerID, err)
+	}
+}

@@ -30,6 +30,9 @@ import (
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
+	"github.com/acme/lifecycle/erasure"
+	"github.com/acme/lifecycle/internal/temporalclient"
+	"github.com/acme/lifecycle/privacy"
 	"github.com/acme/lifecycle/workflows"
 )
 
@@ -55,7 +58,14 @@ func run(campaignID string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	opts := cfg.Temporal.ClientOptions()
+	// The same payload encryption as the worker's (package privacy): a
+	// customer's first signup creates their data key in the CRM database.
+	enc, err := temporalclient.NewEncryption(cfg)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	opts := enc.Options(cfg.Temporal)
 	opts.Logger = tlog.NewStructuredLogger(logger)
 	c, err := client.NewLazyClient(opts)
 	if err != nil {
@@ -77,14 +87,23 @@ func run(campaignID string) error {
 	}
 	cancel()
 
+	starter := workflows.Starter{Client: c, TaskQueue: cfg.Temporal.TaskQueue, CampaignID: campaignID, TimeScale: cfg.TimeScale}
 	h := api.New(api.Options{
-		Starter: workflows.Starter{Client: c, TaskQueue: cfg.Temporal.TaskQueue, CampaignID: campaignID, TimeScale: cfg.TimeScale},
+		Starter: starter,
 		CRM:     store,
+		Eraser:  &erasure.Eraser{Journeys: starter, CRM: store, Keys: enc.Keys, Audit: store.Pool()},
 		Signer:  email.NewSigner([]byte(cfg.UnsubscribeSecret.Value())),
 		Secret:  []byte(cfg.APISecret.Value()),
 		Logger:  logger,
 	})
-	srv := api.Server(cfg.HTTPAddr, h)
+	// The codec server shares the API's listener but not its
+	// authentication: the Temporal Web UI calls it from the browser
+	// (docs/privacy.md).
+	mux := http.NewServeMux()
+	mux.Handle("/codec/", privacy.CodecServer(enc.Codec, privacy.CodecServerOptions{
+		Token: cfg.Codec.Token.Value(), Origins: cfg.Codec.Origins}))
+	mux.Handle("/", h)
+	srv := api.Server(cfg.HTTPAddr, mux)
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 
 	errc := make(chan error, 1)

@@ -24,7 +24,9 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/acme/lifecycle/config"
+	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email/mailpit"
+	"github.com/acme/lifecycle/internal/temporalclient"
 	"github.com/acme/lifecycle/internal/testenv"
 	"github.com/acme/lifecycle/internal/workerapp"
 )
@@ -41,6 +43,8 @@ type Stack struct {
 	Client client.Client
 	// Mailpit is the shared Mailpit's API.
 	Mailpit *mailpit.Client
+	// Encryption is the payload encryption Client uses (the worker's own).
+	Encryption *temporalclient.Encryption
 }
 
 // QuietLogger logs warnings and errors only, to stderr.
@@ -58,6 +62,15 @@ func New(t testing.TB, extraEnv map[string]string) *Stack {
 	temporalAddr := testenv.Temporal(t)
 	smtpAddr, apiURL := testenv.Mailpit(t)
 	dbURL := testenv.NewDatabase(t)
+	// The schema is there before any worker starts, as in a deployment
+	// whose worker ran once: a test's first signup needs the data-key
+	// table (package privacy) even when its worker process starts later.
+	migrateCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := crm.Open(migrateCtx, dbURL)
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(migrateCtx))
+	store.Close()
 	host, port, err := net.SplitHostPort(smtpAddr)
 	require.NoError(t, err)
 	env := map[string]string{
@@ -70,12 +83,15 @@ func New(t testing.TB, extraEnv map[string]string) *Stack {
 	}
 	cfg, err := config.LoadFrom(env)
 	require.NoError(t, err)
-	opts := cfg.Temporal.ClientOptions()
+	enc, err := temporalclient.NewEncryption(cfg)
+	require.NoError(t, err)
+	t.Cleanup(enc.Close)
+	opts := enc.Options(cfg.Temporal)
 	opts.HostPort, opts.Logger = temporalAddr, tlog.NewStructuredLogger(QuietLogger())
 	c, err := client.Dial(opts)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	return &Stack{Cfg: cfg, Env: env, Client: c, Mailpit: mailpit.New(apiURL)}
+	return &Stack{Cfg: cfg, Env: env, Client: c, Mailpit: mailpit.New(apiURL), Encryption: enc}
 }
 
 // StartWorker runs an in-process worker, built as the worker command builds

@@ -40,6 +40,7 @@ import (
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email/mailpit"
+	"github.com/acme/lifecycle/internal/temporalclient"
 	"github.com/acme/lifecycle/internal/workerapp"
 )
 
@@ -99,14 +100,6 @@ func quiet() *slog.Logger {
 func Run(ctx context.Context, cfg Config) error {
 	h := &Harness{cfg: cfg, id: randomID(3), log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	h.results = &Results{Started: time.Now(), Config: cfg}
-	opts := config.Temporal{Address: cfg.TemporalAddress, Namespace: "default", GRPCCompression: cfg.GRPCCompression}.ClientOptions()
-	opts.Logger = tlog.NewStructuredLogger(quiet())
-	c, err := client.Dial(opts)
-	if err != nil {
-		return fmt.Errorf("dial Temporal at %s: %w", cfg.TemporalAddress, err)
-	}
-	defer c.Close()
-	h.c = c
 	h.mp = mailpit.New(cfg.MailpitURL)
 	if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 		return err
@@ -116,9 +109,18 @@ func Run(ctx context.Context, cfg Config) error {
 	cpuPIDFiles["mailpit"] = filepath.Join(cfg.DataDir, "run", "mailpit.pid")
 	defer h.dropDatabases()
 	defer h.closeMain()
+	var err error
 	if h.dbURL, err = h.newDatabase(ctx, "lifecycle_bench_"+h.id); err != nil {
 		return err
 	}
+	// The harness's client encrypts payloads as every process of the
+	// product does, with its data keys in the phases' database.
+	c, closeClient, err := h.dial(h.dbURL)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	h.c = c
 
 	phases := []struct {
 		name string
@@ -210,7 +212,32 @@ func (h *Harness) startWorker(ctx context.Context, cfg config.Config, reg promet
 	return app, func() { app.Worker.Stop(); app.Close() }, nil
 }
 
-// newDatabase creates (and remembers, to drop at the end) a database.
+// dial connects to Temporal with the product's payload encryption
+// (internal/temporalclient), its data keys in the database at dbURL: a
+// client must use the data-key store of the workers it talks to.
+func (h *Harness) dial(dbURL string) (client.Client, func(), error) {
+	cfg, err := config.LoadFrom(map[string]string{"TEMPORAL_ADDRESS": h.cfg.TemporalAddress,
+		"TEMPORAL_GRPC_COMPRESSION": h.cfg.GRPCCompression, "DATABASE_URL": dbURL})
+	if err != nil {
+		return nil, nil, err
+	}
+	enc, err := temporalclient.NewEncryption(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := enc.Options(cfg.Temporal)
+	opts.Logger = tlog.NewStructuredLogger(quiet())
+	c, err := client.Dial(opts)
+	if err != nil {
+		enc.Close()
+		return nil, nil, fmt.Errorf("dial Temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	return c, func() { c.Close(); enc.Close() }, nil
+}
+
+// newDatabase creates (and remembers, to drop at the end) a database with
+// the CRM schema: the data keys of the clients' first payloads go there
+// before any worker has started.
 func (h *Harness) newDatabase(ctx context.Context, name string) (string, error) {
 	u, err := url.Parse(h.cfg.PostgresURL)
 	if err != nil {
@@ -222,6 +249,14 @@ func (h *Harness) newDatabase(ctx context.Context, name string) (string, error) 
 		return "", err
 	}
 	h.dbs = append(h.dbs, name)
+	store, err := crm.Open(ctx, db.String())
+	if err != nil {
+		return "", err
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return "", fmt.Errorf("migrate %s: %w", name, err)
+	}
 	return db.String(), nil
 }
 

@@ -104,7 +104,13 @@ func (h *Harness) idle(ctx context.Context) error {
 	rep.CRMBefore, _ = h.pgDatabaseSize(ctx, db)
 
 	m := begin()
-	starter := workflows.Starter{Client: h.c, TaskQueue: tq, CampaignID: "saas-lifecycle", TimeScale: 1}
+	// Its own client: the idle worker keeps its data keys in its database.
+	c, closeClient, err := h.dial(db)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	starter := workflows.Starter{Client: c, TaskQueue: tq, CampaignID: "saas-lifecycle", TimeScale: 1}
 	tz := daytimeZone(time.Now())
 	prefix := "idle-" + h.id + "-"
 	rep.StartRate, err = parallel(n, 32, func(i int) error {
