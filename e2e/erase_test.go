@@ -191,6 +191,11 @@ func TestEraseLeavesNoReadablePersonalData(t *testing.T) {
 	require.Positive(t, keptEncrypted)
 	require.Equal(t, keptEncrypted, keptDecrypted, "the other customer's payloads decrypt")
 	require.True(t, decodedContains(t, codec, keptHist, kept.email), "the other customer's signup is readable through the codec")
+	// What `make record-histories` does with a history: decrypted in
+	// place, it holds no ciphertext and replays with the default converter.
+	decryptHistory(t, codec, keptHist)
+	encryptedLeft, _ := decodeAll(codec, keptHist)
+	require.Zero(t, encryptedLeft)
 
 	// Erasing again is safe and says there was nothing left.
 	again, err := s.caller.Erase(ctx, gone.id, "")
