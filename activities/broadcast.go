@@ -99,7 +99,7 @@ func (a *Activities) BroadcastSendPage(ctx context.Context, in BroadcastPageInpu
 	}
 	rows, err := a.CRM.SegmentPage(ctx, crm.SegmentQuery{
 		Segment: b.Segment.crm(), After: pos.cursor(), Limit: limit,
-		SendKeySuffix: broadcastKeySuffix(b.BroadcastID), Cap: capRule,
+		SendKeySuffix: b.keySuffix(), Cap: capRule,
 	})
 	if err != nil {
 		if errors.Is(err, crm.ErrInvalid) {
@@ -149,7 +149,7 @@ func broadcastFailure(broadcastID string, err error) error {
 // mail whatever the template says: it carries the one-click unsubscribe
 // headers.
 func (a *Activities) broadcastLetter(b Broadcast, c *campaign.Campaign, tpl *campaign.Renderer, rc crm.Recipient) (sendonce.Letter, error) {
-	key := BroadcastSendKey(rc.CustomerID, b.BroadcastID)
+	key := b.SendKey(rc.CustomerID)
 	unsubscribe := a.Signer.UnsubscribeURL(a.PublicBaseURL, rc.CustomerID)
 	out, err := tpl.Render(campaign.TemplateData{
 		FirstName: rc.FirstName, LastName: rc.LastName, Email: rc.Email, Company: rc.Company,

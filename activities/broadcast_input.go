@@ -30,6 +30,11 @@ type Broadcast struct {
 	// BroadcastID is part of every send key
 	// ("<customerID>/broadcast/<BroadcastID>").
 	BroadcastID string `json:"broadcast_id"`
+	// Occurrence names one run of a recurring broadcast (its scheduled
+	// time): each occurrence reaches a contact once, so the send key
+	// becomes "<customerID>/broadcast/<BroadcastID>/<Occurrence>". Empty
+	// for a one-off broadcast.
+	Occurrence string `json:"occurrence,omitempty"`
 	// CampaignVersion "" means the latest version.
 	CampaignID, CampaignVersion string
 	Template                    string           `json:"template"`
@@ -68,6 +73,9 @@ func (b Broadcast) Validate() error {
 	if !broadcastIDRE.MatchString(b.BroadcastID) {
 		return invalid("broadcast_id", "%q must be 1-100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", b.BroadcastID)
 	}
+	if b.Occurrence != "" && !broadcastIDRE.MatchString(b.Occurrence) {
+		return invalid("occurrence", "%q must be 1-100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", b.Occurrence)
+	}
 	if b.CampaignID == "" {
 		return invalid("campaign_id", "is empty")
 	}
@@ -98,13 +106,22 @@ func (b Broadcast) PageSizeOrDefault() int {
 	return b.PageSize
 }
 
-// BroadcastSendKey returns the send key of a broadcast's email to a
-// customer.
+// BroadcastSendKey returns the send key of a one-off broadcast's email to
+// a customer.
 func BroadcastSendKey(customerID, broadcastID string) string {
-	return customerID + broadcastKeySuffix(broadcastID)
+	return Broadcast{BroadcastID: broadcastID}.SendKey(customerID)
 }
 
-func broadcastKeySuffix(broadcastID string) string { return "/broadcast/" + broadcastID }
+// SendKey returns the send key of the broadcast's email to a customer: per
+// broadcast, and for a recurring one per occurrence.
+func (b Broadcast) SendKey(customerID string) string { return customerID + b.keySuffix() }
+
+func (b Broadcast) keySuffix() string {
+	if b.Occurrence != "" {
+		return "/broadcast/" + b.BroadcastID + "/" + b.Occurrence
+	}
+	return "/broadcast/" + b.BroadcastID
+}
 
 // BroadcastPageInput asks BroadcastSendPage for the page after Cursor.
 type BroadcastPageInput struct {

@@ -35,16 +35,11 @@ const scheduleLong = `Recurring broadcasts as Temporal Schedules: at each time o
 expression (in --time-zone) Temporal starts the broadcast workflow, which
 sends the template to the segment like "starter launch broadcast".
 
-Broadcast ids of scheduled runs: a schedule's action is fixed when it is
-created, so every run gets the same input and with it the same broadcast id
-(the schedule's NAME). Temporal makes the workflow ids distinct by appending
-the scheduled time (broadcast/NAME-2026-03-09T08:00:00Z), but the send keys
-come from the broadcast id: a contact gets a schedule's message at most once,
-ever. Each run therefore reaches the contacts who newly match the segment
-since the last run (e.g. everyone who became active this week) and counts
-the others as duplicates. For a message that must go out again (a yearly
-greeting), create a schedule with a new NAME (xmas-2027) or launch it with
-"starter launch broadcast --id xmas-2027".`
+Every run is one occurrence: Temporal starts it as broadcast/NAME-<scheduled
+time> (e.g. broadcast/NAME-2026-03-09T08:00:00Z), and the send keys carry
+that time, so each occurrence reaches every contact of the segment once — a
+weekly digest goes out every week — while a run retried or restarted within
+its occurrence skips whoever it already reached.`
 
 func (a *app) scheduleCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -127,8 +122,7 @@ func (a *app) scheduleCreateCmd() *cobra.Command {
 			fmt.Fprintf(out, "  next      %s\n", strings.Join(next, ", "))
 			fmt.Fprintf(out, "  sends     %s\n", describeInput(in))
 			fmt.Fprintf(out, "  workflow  %s-<scheduled time> on task queue %s; a run that fails pauses the schedule\n", workflows.BroadcastWorkflowID(name), a.cfg.Temporal.TaskQueue)
-			fmt.Fprintf(out, "  note      every run sends as broadcast %q: a contact gets it at most once from this schedule;\n", name)
-			fmt.Fprintf(out, "            later runs reach contacts who newly match the segment (see starter schedule --help)\n")
+			fmt.Fprintf(out, "  note      each run is one occurrence of broadcast %q: it reaches each contact of the segment once\n", name)
 			return nil
 		},
 	}

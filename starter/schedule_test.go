@@ -95,7 +95,7 @@ func TestScheduleCreateListPauseDelete(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, stdout, "schedule "+name+" created")
 	assert.Contains(t, stdout, "0 9 * * MON in Europe/Berlin")
-	assert.Contains(t, stdout, "at most once from this schedule")
+	assert.Contains(t, stdout, "reaches each contact of the segment once")
 
 	// What Temporal holds: a Monday 09:00 Berlin spec whose action starts the
 	// broadcast workflow with the input, under broadcast/NAME.

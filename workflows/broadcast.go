@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -70,6 +71,13 @@ func BroadcastWorkflow(ctx workflow.Context, in BroadcastInput) (BroadcastProgre
 
 	// The activity gets the input without the carried state.
 	page := in.broadcast()
+	// A run started by a Temporal Schedule is one occurrence of a
+	// recurring broadcast: each occurrence reaches a contact once. Runs
+	// started before this change keep their keys (a run half-way through
+	// an occurrence must not send its first half again).
+	if workflow.GetVersion(ctx, "broadcast-occurrence", workflow.DefaultVersion, 1) == 1 {
+		page.Occurrence = broadcastOccurrence(workflow.GetInfo(ctx).WorkflowExecution.ID, in.BroadcastID)
+	}
 	for run := 0; !p.Done; run++ {
 		if run >= broadcastPagesPerRun || (run > 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested()) {
 			next := in
@@ -119,4 +127,20 @@ func publishBroadcast(ctx workflow.Context, in BroadcastInput, p BroadcastProgre
 		"**Broadcast** %s (%s)  \n**Template** %s of %s  \n**Sent** %d · **duplicate** %d · **suppressed** %d · **failed** %d · **deferred** %d  \n**Pages** %d · **cursor** %s",
 		in.BroadcastID, state, in.Template, campaignKey(in.CampaignID, in.CampaignVersion),
 		p.Sent, p.Duplicate, p.Suppressed, p.Failed, p.Deferred, p.Pages, cursor))
+}
+
+// broadcastOccurrence is the occurrence a scheduled run sends: a Temporal
+// Schedule starts each run as "<action's workflow ID>-<scheduled time,
+// RFC 3339>", so the suffix after "broadcast/<id>-" names it. A one-off
+// broadcast (workflow ID "broadcast/<id>") has none.
+func broadcastOccurrence(workflowID, broadcastID string) string {
+	occurrence, ok := strings.CutPrefix(workflowID, BroadcastWorkflowID(broadcastID)+"-")
+	if !ok {
+		return ""
+	}
+	// Only a scheduled time is an occurrence, not the tail of a longer id.
+	if _, err := time.Parse(time.RFC3339, occurrence); err != nil {
+		return ""
+	}
+	return occurrence
 }

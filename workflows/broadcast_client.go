@@ -46,7 +46,9 @@ type BroadcastSegment struct {
 type BroadcastInput struct {
 	// BroadcastID names the broadcast; it is part of the workflow ID and of
 	// every send key ("<customerID>/broadcast/<BroadcastID>"), so one ID
-	// sends at most one email per recipient, ever.
+	// sends at most one email per recipient. A run a Temporal Schedule
+	// starts is one occurrence: its keys also carry the scheduled time, so
+	// a recurring broadcast reaches each recipient once per occurrence.
 	BroadcastID string `json:"broadcast_id"`
 	// CampaignID and CampaignVersion say where the template lives; an
 	// empty version means the latest one when the first page is sent (the

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -270,4 +271,39 @@ func TestStartBroadcastRejectsBadInputNamingTheField(t *testing.T) {
 	var ierr *BroadcastInputError
 	require.True(t, errors.As(err, &ierr), "%v", err)
 	require.Equal(t, "broadcast_id", ierr.Field)
+}
+
+// A run a Temporal Schedule started is one occurrence: every page of it
+// (across continue-as-new) sends under that occurrence's keys; a one-off
+// run has none.
+func TestScheduledBroadcastRunSendsAsItsOccurrence(t *testing.T) {
+	for name, tc := range map[string]struct{ workflowID, occurrence string }{
+		"scheduled": {BroadcastWorkflowID("xmas-2026") + "-2026-12-07T09:00:00Z", "2026-12-07T09:00:00Z"},
+		"one-off":   {BroadcastWorkflowID("xmas-2026"), ""},
+		"other id":  {BroadcastWorkflowID("xmas-2026-eu") + "-2026-12-07T09:00:00Z", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := &fakePages{n: 250}
+			env := newBroadcastEnv(f)
+			env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: tc.workflowID})
+			env.ExecuteWorkflow(BroadcastWorkflowName, broadcastInput())
+			require.NoError(t, env.GetWorkflowError())
+			require.Len(t, f.calls, 3)
+			for _, c := range f.calls {
+				require.Equal(t, tc.occurrence, c.Broadcast.Occurrence)
+			}
+		})
+	}
+}
+
+func TestOccurrenceKeysDifferPerOccurrence(t *testing.T) {
+	b := activities.Broadcast{BroadcastID: "digest"}
+	oneOff := b.SendKey("c1")
+	b.Occurrence = "2026-12-07T09:00:00Z"
+	first := b.SendKey("c1")
+	b.Occurrence = "2026-12-14T09:00:00Z"
+	second := b.SendKey("c1")
+	require.Equal(t, "c1/broadcast/digest", oneOff)
+	require.Equal(t, "c1/broadcast/digest/2026-12-07T09:00:00Z", first)
+	require.NotEqual(t, first, second)
 }
