@@ -46,16 +46,22 @@ type Broadcast struct {
 	RespectQuietHours bool `json:"respect_quiet_hours,omitempty"`
 }
 
-// BroadcastSegment selects the recipients (crm.Segment).
+// BroadcastSegment selects the recipients (crm.Segment). It has the
+// fields of workflows.BroadcastSegment, which converts to it.
 type BroadcastSegment struct {
 	Stages           []string `json:"stages,omitempty"`
 	MinScore         *int     `json:"min_score,omitempty"`
 	LeadSources      []string `json:"lead_sources,omitempty"`
 	CustomerIDPrefix string   `json:"customer_id_prefix,omitempty"`
+	// Tags: contacts having every one of these tags.
+	Tags []string `json:"tags,omitempty"`
 }
 
+// crm is the segment as the CRM's SegmentPage takes it: every field is
+// passed on, or a broadcast would silently reach more contacts than asked.
 func (s BroadcastSegment) crm() crm.Segment {
-	return crm.Segment{Stages: s.Stages, MinScore: s.MinScore, LeadSources: s.LeadSources, CustomerIDPrefix: s.CustomerIDPrefix}
+	return crm.Segment{Stages: s.Stages, MinScore: s.MinScore, LeadSources: s.LeadSources,
+		CustomerIDPrefix: s.CustomerIDPrefix, Tags: s.Tags}
 }
 
 var broadcastIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$`)

@@ -24,6 +24,7 @@ type CRMWrite struct {
 	Task          *TaskInput          `json:"task,omitempty"`
 	Suppress      *SuppressInput      `json:"suppress,omitempty"`
 	Erase         *EraseInput         `json:"erase,omitempty"`
+	Tags          *TagsInput          `json:"tags,omitempty"`
 }
 
 // Op names the kind of write (for logs, metrics and the journey's timeline).
@@ -47,6 +48,8 @@ func (w CRMWrite) Op() string {
 		return "suppress"
 	case w.Erase != nil:
 		return "erase"
+	case w.Tags != nil:
+		return "tags"
 	}
 	return "empty"
 }
@@ -106,6 +109,7 @@ type CRMWriter interface {
 	CreateTask(ctx context.Context, in TaskInput) error
 	Suppress(ctx context.Context, in SuppressInput) error
 	EraseContact(ctx context.Context, in EraseInput) error
+	SetTags(ctx context.Context, in TagsInput) error
 }
 
 // ApplyWrites makes a batch of writes in order with w. A write refused for
@@ -164,6 +168,8 @@ func applyWrite(ctx context.Context, w CRMWriter, wr CRMWrite, onEvents func(Rec
 		return w.Suppress(ctx, *wr.Suppress)
 	case wr.Erase != nil:
 		return w.EraseContact(ctx, *wr.Erase)
+	case wr.Tags != nil:
+		return w.SetTags(ctx, *wr.Tags)
 	}
 	return badInput("CRM write", errors.New("no write set"))
 }
@@ -266,6 +272,12 @@ func (w crmStore) Suppress(ctx context.Context, in SuppressInput) error {
 	err := w.a.CRM.Suppress(ctx, in.Email, in.CustomerID, in.Reason)
 	w.a.Metrics.crmWrite("suppress", err)
 	return crmError("suppress "+in.CustomerID, err)
+}
+
+func (w crmStore) SetTags(ctx context.Context, in TagsInput) error {
+	err := w.a.CRM.SetTags(ctx, in.CustomerID, in.Add, in.Remove)
+	w.a.Metrics.crmWrite("tags", err)
+	return crmError("set tags of "+in.CustomerID, err)
 }
 
 func (w crmStore) EraseContact(ctx context.Context, in EraseInput) error {

@@ -160,6 +160,14 @@ type SuppressInput struct {
 	Reason     string `json:"reason"`
 }
 
+// TagsInput changes a contact's tags: Add, then Remove (a set: adding a
+// tag it has, or removing one it has not, changes nothing).
+type TagsInput struct {
+	CustomerID string   `json:"customer_id"`
+	Add        []string `json:"add,omitempty"`
+	Remove     []string `json:"remove,omitempty"`
+}
+
 // EraseInput deletes a customer's personal data.
 type EraseInput struct {
 	CustomerID string `json:"customer_id"`

@@ -172,6 +172,7 @@ func newServer(o Options) *server {
 	s.handle("POST /v1/events", s.authenticated(MaxEventsBody, s.postEvents))
 	s.handle("GET /v1/customers/{id}/journey", s.authenticated(MaxBody, s.getJourney))
 	s.handle("DELETE /v1/customers/{id}", s.authenticated(MaxBody, s.deleteCustomer))
+	s.handle("POST /v1/customers/{id}/tags", s.authenticated(MaxBody, s.postTags))
 	s.handle("GET /v1/unsubscribe", s.getUnsubscribe)
 	s.handle("POST /v1/unsubscribe", s.postUnsubscribe)
 	s.handle("GET /healthz", s.healthz)

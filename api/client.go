@@ -158,3 +158,11 @@ func (c *Client) Erase(ctx context.Context, customerID, requestedBy string) (era
 	err := c.call(ctx, http.MethodDelete, "/v1/customers/"+url.PathEscape(customerID), in, http.StatusOK, &out)
 	return out, err
 }
+
+// Tags adds and removes tags of a customer (POST /v1/customers/{id}/tags).
+func (c *Client) Tags(ctx context.Context, customerID string, add, remove []string) (TagsResponse, error) {
+	var out TagsResponse
+	err := c.call(ctx, http.MethodPost, "/v1/customers/"+url.PathEscape(customerID)+"/tags",
+		TagsRequest{Add: add, Remove: remove}, http.StatusAccepted, &out)
+	return out, err
+}

@@ -38,6 +38,10 @@ type Campaign struct {
 	AtRisk     AtRisk     `yaml:"at_risk" json:"at_risk"`
 	Churned    Churned    `yaml:"churned" json:"churned"`
 
+	// Tags are the campaign's tag rules: an event of a type adds tags to
+	// the contact (e.g. webinar_attended -> webinar-2026).
+	Tags []TagRule `yaml:"tags,omitempty" json:"tags,omitempty"`
+
 	// Templates by id; steps refer to them.
 	Templates map[string]Template `yaml:"templates" json:"templates"`
 

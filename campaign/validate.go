@@ -108,6 +108,7 @@ func (v *validator) validate() {
 	v.active()
 	v.atRisk()
 	v.churned()
+	v.tagRules()
 	v.templates()
 }
 

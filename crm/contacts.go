@@ -20,7 +20,8 @@ import (
 // TestContactHoldsTheProfile keeps the two the same. Stage, Score and the
 // campaign are owned by the journey: UpsertContact sets them only when it
 // creates the contact; later they change through RecordTransition and
-// RecordScore.
+// RecordScore. Tags are written by SetTags only (UpsertContact ignores
+// them).
 type Contact struct {
 	CustomerID  string
 	Email       string
@@ -41,8 +42,13 @@ type Contact struct {
 	Score           int
 	CampaignID      string
 	CampaignVersion string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// Tags are the contact's tags (customer.CheckTag), sorted and
+	// distinct; nil when it has none (never an empty non-nil slice, so
+	// that a contact read back compares equal to one written without
+	// tags). Read by GetContact; set with SetTags.
+	Tags      []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	// ErasedAt is set on the tombstone of an erased customer.
 	ErasedAt *time.Time
 }
@@ -130,14 +136,18 @@ WHERE c.erased_at IS NULL`
 
 const contactColumns = `customer_id, email, first_name, last_name, company, role, company_size,
     time_zone, lead_source, owner_email, delivery_owner_email, consent, stage, score,
-    campaign_id, campaign_version, created_at, updated_at, erased_at`
+    campaign_id, campaign_version, tags, created_at, updated_at, erased_at`
 
 func scanContact(row pgx.Row) (Contact, error) {
 	var c Contact
 	err := row.Scan(&c.CustomerID, &c.Email, &c.FirstName, &c.LastName, &c.Company, &c.Role,
 		&c.CompanySize, &c.TimeZone, &c.LeadSource, &c.OwnerEmail, &c.DeliveryOwnerEmail,
-		&c.Consent, &c.Stage, &c.Score, &c.CampaignID, &c.CampaignVersion, &c.CreatedAt,
+		&c.Consent, &c.Stage, &c.Score, &c.CampaignID, &c.CampaignVersion, &c.Tags, &c.CreatedAt,
 		&c.UpdatedAt, &c.ErasedAt)
+	if len(c.Tags) == 0 {
+		// pgx scans '{}' as an empty non-nil slice; none is nil (see Contact.Tags).
+		c.Tags = nil
+	}
 	return c, err
 }
 

@@ -17,7 +17,7 @@
 // the clock or a random source.
 //
 //	table              key                  written by
-//	contacts           customer_id          UpsertContact, RecordTransition (stage), RecordScore (score), Erase
+//	contacts           customer_id          UpsertContact, RecordTransition (stage), RecordScore (score), SetTags (tags), Erase
 //	events             customer_id, event_id RecordEvents (duplicates are ignored; unknown types are kept with ignored_reason)
 //	stage_transitions  transition_key       RecordTransition (with contacts.stage in the same transaction)
 //	score_history      score_key            RecordScore (with contacts.score in the same transaction)
@@ -47,7 +47,7 @@
 // # Erasure
 //
 // [Store.Erase] deletes a person's data in one transaction: the address is
-// added to the suppression list by hash only, profile fields, event
+// added to the suppression list by hash only, profile fields, tags, event
 // properties, task titles and ledger addresses are blanked, and an
 // anonymised tombstone (customer_id, stage "erased", erased_at) stays in
 // contacts so that a late write cannot bring the person back

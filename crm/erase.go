@@ -16,8 +16,8 @@ import (
 //     send ledger) is suppressed with reason erased, by hash only;
 //   - the contact becomes an anonymised tombstone: customer_id, stage
 //     "erased", erased_at, created_at, the campaign and the lead source stay;
-//     email, names, company, role, company size, time zone, owners and
-//     consent are blanked;
+//     email, names, company, role, company size, time zone, owners,
+//     consent and tags are blanked (tags can say what a person attended);
 //   - the properties of the customer's events become {};
 //   - addresses in the send ledger and task titles become "";
 //   - a stage transition to "erased" is recorded (key "<customer id>/erased").
@@ -81,7 +81,7 @@ ON CONFLICT (transition_key) DO NOTHING`, customerID+"/erased", customerID, stag
 			{"contact", `
 UPDATE contacts SET email = '', first_name = '', last_name = '', company = '', role = '',
     company_size = 0, time_zone = '', owner_email = '', delivery_owner_email = '',
-    consent = false, stage = 'erased',
+    consent = false, tags = '{}', stage = 'erased',
     stage_changed_at = CASE WHEN erased_at IS NULL THEN now() ELSE stage_changed_at END,
     erased_at = COALESCE(erased_at, now()), updated_at = now()
 WHERE customer_id = $1`},

@@ -43,12 +43,16 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 		email   = "Janelle.Quackenbush@zyxcorp.example"
 		oldMail = "jq-old@zyxcorp.example"
 	)
-	personal := []string{"janelle.quackenbush@zyxcorp.example", oldMail, "Janelle", "Quackenbush", "Zyxcorp", "Chief Llama Officer"}
+	// A tag can say what the person attended.
+	const tag = "clinic:fertility-talk-2026"
+	personal := []string{"janelle.quackenbush@zyxcorp.example", oldMail, "Janelle", "Quackenbush", "Zyxcorp", "Chief Llama Officer", tag}
 
 	c := contact(id)
 	c.Email, c.FirstName, c.LastName, c.Company, c.Role = email, "Janelle", "Quackenbush", "Zyxcorp", "Chief Llama Officer"
 	mustUpsert(t, s, c)
+	require.NoError(t, s.SetTags(ctx, id, []string{tag, "webinar-2026"}, nil))
 	mustUpsert(t, s, contact("cus_other"))
+	require.NoError(t, s.SetTags(ctx, "cus_other", []string{"webinar-2026"}, nil))
 
 	_, err := s.RecordEvents(ctx, []crm.Event{
 		{ID: "e1", CustomerID: id, Type: "form_submitted", OccurredAt: at, Properties: map[string]any{"email": email, "name": "Janelle Quackenbush"}},
@@ -84,6 +88,7 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 	require.Equal(t, crm.StageErased, got.Stage)
 	require.Equal(t, id, got.CustomerID)
 	require.Empty(t, got.Email)
+	require.Nil(t, got.Tags)
 	require.Equal(t, 1, count(t, s, `SELECT count(*) FROM stage_transitions WHERE customer_id = $1 AND to_stage = 'erased'`, id))
 	erasedAt := *got.ErasedAt
 
@@ -91,6 +96,7 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 	other, err := s.GetContact(ctx, "cus_other")
 	require.NoError(t, err)
 	require.Equal(t, "cus_other@example.com", other.Email)
+	require.Equal(t, []string{"webinar-2026"}, other.Tags)
 	require.Equal(t, 1, count(t, s, `SELECT count(*) FROM events WHERE event_id = 'e2' AND properties->>'ip' = '192.0.2.1'`))
 
 	// Both addresses stay suppressed, whatever their case.
@@ -123,6 +129,7 @@ func TestEraseRemovesPersonalData(t *testing.T) {
 	require.ErrorIs(t, s.RecordScore(ctx, crm.ScoreEntry{Key: id + "/score/2", CustomerID: id, Score: 1}), crm.ErrErased)
 	require.ErrorIs(t, s.CreateTask(ctx, crm.Task{Key: id + "/task/2", CustomerID: id, Kind: customer.TaskFollowUp}), crm.ErrErased)
 	require.ErrorIs(t, s.CreateHandoff(ctx, crm.Handoff{Key: id + "/handoff/2", CustomerID: id}), crm.ErrErased)
+	require.ErrorIs(t, s.SetTags(ctx, id, []string{tag}, nil), crm.ErrErased)
 	// A retry of a write made before the erasure still succeeds.
 	require.NoError(t, s.RecordTransition(ctx, tr))
 	// A late event is kept for dedupe, without its properties.

@@ -18,6 +18,9 @@ type FunnelQuery struct {
 	// CampaignID, when set, keeps the customers on that campaign
 	// (contacts.campaign_id).
 	CampaignID string
+	// Tag, when set, keeps the customers whose contact has that tag
+	// (customer.CheckTag).
+	Tag string
 }
 
 // Funnel is where customers are and how they move through the stages,
@@ -25,6 +28,7 @@ type FunnelQuery struct {
 type Funnel struct {
 	Since      time.Time `json:"since,omitzero"`
 	CampaignID string    `json:"campaign_id,omitempty"`
+	Tag        string    `json:"tag,omitempty"`
 	// Customers counts the customers in the report (those with at least one
 	// stage transition that match the query).
 	Customers int `json:"customers"`
@@ -93,26 +97,36 @@ var FunnelSteps = []Conversion{
 }
 
 // cohortCTE selects the customers of the report: $1 since (NULL: all), $2
-// campaign id (empty: all).
+// campaign id (empty: all), $3 tag (empty: all). A report (starter report
+// funnel) runs each statement once on its connection, so PostgreSQL plans
+// it for the values: an empty parameter folds its condition away, and a
+// tag's containment can use contacts_tags_gin.
 const cohortCTE = `
 cohort AS (
     SELECT t.customer_id
     FROM stage_transitions t
     JOIN contacts c ON c.customer_id = t.customer_id
     WHERE ($2::text = '' OR c.campaign_id = $2::text)
+      AND ($3::text = '' OR c.tags @> ARRAY[$3::text])
     GROUP BY t.customer_id
     HAVING $1::timestamptz IS NULL OR min(t.at) >= $1::timestamptz
 )`
 
-// Funnel computes the funnel report. Every query is parameterised.
+// Funnel computes the funnel report. Every query is parameterised. A bad
+// q.Tag is a *ValidationError for field "tag".
 func (s *Store) Funnel(ctx context.Context, q FunnelQuery) (Funnel, error) {
-	f := Funnel{Since: q.Since, CampaignID: q.CampaignID}
+	f := Funnel{Since: q.Since, CampaignID: q.CampaignID, Tag: q.Tag}
+	if q.Tag != "" {
+		if err := customer.CheckTag("tag", q.Tag); err != nil {
+			return f, fmt.Errorf("funnel: %w", rule(err))
+		}
+	}
 	since := nullTime(q.Since)
 
 	rows, err := s.pool.Query(ctx, `WITH `+cohortCTE+`
 SELECT c.stage, count(*)
 FROM contacts c JOIN cohort USING (customer_id)
-GROUP BY c.stage`, since, q.CampaignID)
+GROUP BY c.stage`, since, q.CampaignID, q.Tag)
 	if err != nil {
 		return f, fmt.Errorf("funnel: stages: %w", err)
 	}
@@ -148,7 +162,7 @@ GROUP BY c.stage`, since, q.CampaignID)
 	}
 	rows, err = s.pool.Query(ctx, `WITH `+cohortCTE+`,
 steps AS (
-    SELECT * FROM unnest($3::int[], $4::text[], $5::text[]) AS p(idx, from_stage, to_stage)
+    SELECT * FROM unnest($4::int[], $5::text[], $6::text[]) AS p(idx, from_stage, to_stage)
 ),
 entered AS (
     SELECT DISTINCT ON (p.idx, t.customer_id) p.idx, p.to_stage, t.customer_id, t.at, t.id
@@ -163,7 +177,7 @@ SELECT e.idx, count(*),
         WHERE n.customer_id = e.customer_id AND n.to_stage = e.to_stage
           AND (n.at > e.at OR (n.at = e.at AND n.id > e.id))))
 FROM entered e
-GROUP BY e.idx`, since, q.CampaignID, idx, from, to)
+GROUP BY e.idx`, since, q.CampaignID, q.Tag, idx, from, to)
 	if err != nil {
 		return f, fmt.Errorf("funnel: conversions: %w", err)
 	}
@@ -201,7 +215,7 @@ stays AS (
 SELECT stage, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM length))
 FROM stays
 WHERE length IS NOT NULL
-GROUP BY stage`, since, q.CampaignID)
+GROUP BY stage`, since, q.CampaignID, q.Tag)
 	if err != nil {
 		return f, fmt.Errorf("funnel: time in stage: %w", err)
 	}

@@ -158,3 +158,37 @@ func TestFunnelParametersAreNotSQL(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, f.Customers)
 }
+
+func TestFunnelByTag(t *testing.T) {
+	s := newStore(t)
+	seedFunnel(t, s)
+	ctx := t.Context()
+	// Webinar attendees: c1 (the whole way), c3 (stays in nurture), c7
+	// (another campaign); the contact without a journey is not in any
+	// funnel, tagged or not.
+	for _, id := range []string{"c1", "c3", "c7", "no-journey"} {
+		require.NoError(t, s.SetTags(ctx, id, []string{"webinar-2026"}, nil))
+	}
+	require.NoError(t, s.SetTags(ctx, "c2", []string{"webinar-2025"}, nil))
+
+	f, err := s.Funnel(ctx, crm.FunnelQuery{Tag: "webinar-2026"})
+	require.NoError(t, err)
+	assert.Equal(t, "webinar-2026", f.Tag)
+	assert.Equal(t, 3, f.Customers)
+	assert.Equal(t, []crm.StageCount{{Stage: "nurture", Customers: 2}, {Stage: "active", Customers: 1}}, f.Stages)
+	assert.Equal(t, [2]int{3, 3}, conversions(f)["trial → nurture"])
+	assert.Equal(t, [2]int{3, 1}, conversions(f)["trial/nurture → sales"])
+	assert.Equal(t, fmt.Sprintf("3 × %s", 72*time.Hour), medians(f)["trial"])
+
+	// With the other selections (AND).
+	f, err = s.Funnel(ctx, crm.FunnelQuery{Tag: "webinar-2026", CampaignID: "saas-lifecycle"})
+	require.NoError(t, err)
+	assert.Equal(t, 2, f.Customers, "c7 runs another campaign")
+
+	// A tag nobody has; a tag that breaks the rules never reaches SQL.
+	f, err = s.Funnel(ctx, crm.FunnelQuery{Tag: "webinar"})
+	require.NoError(t, err)
+	assert.Zero(t, f.Customers)
+	_, err = s.Funnel(ctx, crm.FunnelQuery{Tag: "x' OR '1'='1"})
+	requireInvalid(t, err, "tag")
+}

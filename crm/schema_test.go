@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -45,6 +46,19 @@ func TestSchemaAllowsTheVocabulary(t *testing.T) {
 			assert.ElementsMatch(t, want, got, "%s: the values its CHECK allows (left: Go, right: schema)", column)
 		}
 	}
+}
+
+// TestSchemaMatchesTheTagLimit fails when the database's cap on a
+// contact's tags (contacts_tags_max, which SetTags reports as invalid
+// "tags") and customer.MaxTagsPerContact, which the journey and the API
+// enforce, drift apart.
+func TestSchemaMatchesTheTagLimit(t *testing.T) {
+	s := newStore(t)
+	var def string
+	require.NoError(t, s.Pool().QueryRow(t.Context(), `
+SELECT pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = 'contacts'::regclass AND conname = 'contacts_tags_max'`).Scan(&def))
+	assert.Equal(t, fmt.Sprintf("CHECK ((cardinality(tags) <= %d))", customer.MaxTagsPerContact), def)
 }
 
 // checkedValues returns, per "table.column", the values of the column's

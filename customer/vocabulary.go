@@ -106,6 +106,17 @@ const (
 	EventEmailBounced      = "email_bounced"
 	EventEmailComplained   = "email_complained"
 	EventErase             = "erase"
+	// EventTagsChanged carries tags to add and remove (properties "tags"
+	// and "remove_tags") and nothing else: POST /v1/customers/{id}/tags.
+	EventTagsChanged = "tags_changed"
+)
+
+// Event properties with a meaning of their own on any event type.
+const (
+	// PropertyTags lists tags the event adds to the contact.
+	PropertyTags = "tags"
+	// PropertyRemoveTags lists tags the event removes.
+	PropertyRemoveTags = "remove_tags"
 )
 
 // KnownEventTypes lists every event type the journey understands, sorted.
@@ -121,6 +132,7 @@ func knownEventTypes() []string {
 		EventSalesAccepted, EventSalesRejected, EventDealWon, EventDealLost, EventPurchase,
 		EventLogin, EventFeatureUsed, EventSupportTicket, EventNPSAnswered, EventReviewLeft,
 		EventReferralMade, EventUnsubscribe, EventEmailBounced, EventEmailComplained, EventErase,
+		EventTagsChanged,
 	}
 	sort.Strings(t)
 	return t

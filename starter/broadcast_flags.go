@@ -23,6 +23,7 @@ type broadcastFlags struct {
 	minScore          optionalInt
 	leadSources       []string
 	idPrefix          string
+	tags              []string
 	all               bool
 	rate              int
 	pageSize          int
@@ -34,7 +35,8 @@ type broadcastFlags struct {
 func (b *broadcastFlags) register(f *pflag.FlagSet, segmentPrefix bool) {
 	f.StringVar(&b.campaign, "campaign", defaultCampaign, "campaign holding the template: ID (latest version when sending) or ID@VERSION")
 	f.StringVar(&b.template, "template", "", "template id in the campaign (required)")
-	names := map[string]string{"stage": "segment-stage", "min-score": "segment-min-score", "lead-source": "segment-lead-source", "id-prefix": "segment-id-prefix"}
+	names := map[string]string{"stage": "segment-stage", "min-score": "segment-min-score", "lead-source": "segment-lead-source",
+		"id-prefix": "segment-id-prefix", "tag": "segment-tag"}
 	for short, long := range names {
 		primary, alias := short, long
 		if segmentPrefix {
@@ -50,6 +52,8 @@ func (b *broadcastFlags) register(f *pflag.FlagSet, segmentPrefix bool) {
 				f.StringSliceVar(&b.leadSources, name, nil, "segment: contacts from this lead source (repeatable): "+strings.Join(customer.LeadSources, ", "))
 			case "id-prefix":
 				f.StringVar(&b.idPrefix, name, "", "segment: customer ids starting with this")
+			case "tag":
+				f.StringSliceVar(&b.tags, name, nil, "segment: contacts with this tag (repeatable, or comma-separated: contacts with all of them)")
 			}
 		}
 		_ = f.MarkHidden(alias)
@@ -90,13 +94,14 @@ func (b *broadcastFlags) input(id, idName, stagePrefix string) (workflows.Broadc
 	if b.template == "" {
 		return workflows.BroadcastInput{}, nil, usagef("--template is required: the id of the email template in campaign %s", b.campaign)
 	}
-	seg := workflows.BroadcastSegment{Stages: b.stages, LeadSources: b.leadSources, CustomerIDPrefix: b.idPrefix}
+	seg := workflows.BroadcastSegment{Stages: b.stages, LeadSources: b.leadSources, CustomerIDPrefix: b.idPrefix, Tags: b.tags}
 	seg.MinScore = b.minScore.v
-	if !b.all && len(seg.Stages) == 0 && seg.MinScore == nil && len(seg.LeadSources) == 0 && seg.CustomerIDPrefix == "" {
-		return workflows.BroadcastInput{}, nil, usagef("say who gets it: --%sstage active (repeatable), --%smin-score N, --%slead-source SOURCE, --%sid-prefix P, or --all-contacts for everyone with marketing consent",
-			stagePrefix, stagePrefix, stagePrefix, stagePrefix)
+	filtered := len(seg.Stages) > 0 || seg.MinScore != nil || len(seg.LeadSources) > 0 || seg.CustomerIDPrefix != "" || len(seg.Tags) > 0
+	if !b.all && !filtered {
+		return workflows.BroadcastInput{}, nil, usagef("say who gets it: --%sstage active (repeatable), --%smin-score N, --%slead-source SOURCE, --%sid-prefix P, --%stag TAG (repeatable), or --all-contacts for everyone with marketing consent",
+			stagePrefix, stagePrefix, stagePrefix, stagePrefix, stagePrefix)
 	}
-	if b.all && (len(seg.Stages) > 0 || seg.MinScore != nil || len(seg.LeadSources) > 0 || seg.CustomerIDPrefix != "") {
+	if b.all && filtered {
 		return workflows.BroadcastInput{}, nil, usagef("--all-contacts and segment flags exclude each other")
 	}
 	reg, err := deployedCampaigns()
@@ -149,6 +154,8 @@ func flagFor(field, stagePrefix string) string {
 		return "--" + stagePrefix + "lead-source"
 	case strings.HasPrefix(field, "segment.customer_id_prefix"):
 		return "--" + stagePrefix + "id-prefix"
+	case strings.HasPrefix(field, "segment.tags"):
+		return "--" + stagePrefix + "tag"
 	case field == "rate_per_second":
 		return "--rate"
 	case field == "page_size":
@@ -174,6 +181,13 @@ func describeInput(in workflows.BroadcastInput) string {
 	}
 	if in.Segment.CustomerIDPrefix != "" {
 		seg = append(seg, fmt.Sprintf("id starting %q", in.Segment.CustomerIDPrefix))
+	}
+	switch tags := in.Segment.Tags; len(tags) {
+	case 0:
+	case 1:
+		seg = append(seg, "tag "+tags[0])
+	default:
+		seg = append(seg, "tags "+strings.Join(tags, " and "))
 	}
 	who := "every contact"
 	if len(seg) > 0 {

@@ -31,7 +31,7 @@ func (a *app) launchBroadcastCmd() *cobra.Command {
 	var id string
 	var wait bool
 	cmd := &cobra.Command{
-		Use:   "broadcast --id ID --template T [--campaign ID] [--stage active ...] [--min-score N] [--rate N] [--wait]",
+		Use:   "broadcast --id ID --template T [--campaign ID] [--stage active ...] [--min-score N] [--tag T ...] [--rate N] [--wait]",
 		Short: "Send a one-off message (greeting, announcement) to a CRM segment",
 		Long: `Starts a broadcast: the worker sends the template to every contact of the
 segment page by page, exactly once per recipient, applying consent, the
@@ -46,6 +46,7 @@ one that failed or was cancelled may be started again and skips whoever got it.
 --wait without --template follows a broadcast that was started before.`,
 		Example: `  starter launch broadcast --id summer-2026 --template holiday_midyear --stage active --rate 50 --wait
   starter launch broadcast --id webinar-invite --template webinar_live_demo --stage nurture --min-score 25
+  starter launch broadcast --id webinar-followup --template webinar_live_demo --tag webinar-2026 --tag product:analytics
   starter launch broadcast --id summer-2026 --wait     # follow it again`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

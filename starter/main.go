@@ -297,6 +297,9 @@ func printView(v workflows.JourneyView) {
 		}
 		fmt.Printf("why        %s\n", strings.Join(parts, ", "))
 	}
+	if len(v.Tags) > 0 {
+		fmt.Printf("tags       %s\n", strings.Join(v.Tags, ", "))
+	}
 	next := v.NextStep
 	if !v.NextAt.IsZero() {
 		next += " at " + v.NextAt.Format(time.DateTime)

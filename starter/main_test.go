@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/lifecycle/workflows"
 )
 
 // cli runs starter with args and returns the exit code and output.
@@ -51,6 +53,7 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"report"}, "name a command: starter report funnel"},
 		{[]string{"report", "fennel"}, `unknown report command "fennel"`},
 		{[]string{"report", "funnel", "--since", "yesterday"}, `--since "yesterday": write a date like 2026-01-01`},
+		{[]string{"report", "funnel", "--tag", "Webinar"}, `--tag "Webinar": must be 1-64 characters`},
 		{[]string{"schedule"}, "name a command: starter schedule create|list|pause|unpause|delete"},
 		{[]string{"schedule", "create"}, "want NAME, got 0 argument(s)"},
 		{[]string{"schedule", "create", "weekly"}, "--cron is required"},
@@ -62,14 +65,18 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"schedule", "create", "weekly", "--cron", "0 9 * * MON", "--template", "review_ask"}, "say who gets it: --segment-stage active"},
 		{[]string{"schedule", "create", "weekly", "--cron", "0 9 * * MON", "--template", "review_ask", "--segment-stage", "activ"}, `--segment-stage: "activ" is not one of`},
 		{[]string{"schedule", "create", "bad name", "--cron", "0 9 * * MON", "--template", "review_ask", "--segment-stage", "active"}, `NAME: "bad name" must be`},
+		{[]string{"schedule", "create", "weekly", "--cron", "0 9 * * MON", "--template", "review_ask", "--segment-tag", "vip,VIP"}, `--segment-tag: "VIP": must be`},
 		{[]string{"schedule", "pause"}, "want NAME"},
 		{[]string{"schedule", "delete", "a", "b"}, "want NAME, got 2"},
 		{[]string{"launch"}, "name a command: starter launch broadcast|campaign"},
 		{[]string{"launch", "broadcast"}, "--id is required"},
 		{[]string{"launch", "broadcast", "--id", "b1"}, "--template is required"},
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask"}, "say who gets it: --stage active"},
+		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask"}, "--tag TAG (repeatable)"},
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "reveiw_ask", "--stage", "active"}, `no such template (did you mean "review_ask"?)`}, //nolint:misspell // the typo is the input
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask", "--stage", "active", "--all-contacts"}, "exclude each other"},
+		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask", "--tag", "vip", "--all-contacts"}, "exclude each other"},
+		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask", "--tag", "has space"}, `--tag: "has space": must be`},
 		{[]string{"launch", "broadcast", "--id", "b1", "--template", "review_ask", "--stage", "active", "--rate", "-1"}, "--rate: -1 is negative"},
 		{[]string{"launch", "campaign"}, "--file is required"},
 		{[]string{"launch", "campaign", "--file", "missing.yaml"}, "--file missing.yaml: no such file"},
@@ -216,4 +223,13 @@ func TestParseSpan(t *testing.T) {
 		_, err := parseSpan(in)
 		assert.Error(t, err, in)
 	}
+}
+
+func TestDescribeInputNamesTheSegment(t *testing.T) {
+	in := workflows.BroadcastInput{Template: "review_ask", CampaignID: "saas-lifecycle", RatePerSecond: 5}
+	in.Segment.Tags = []string{"vip"}
+	assert.Equal(t, "template review_ask of saas-lifecycle (latest version when it runs) to contacts with tag vip with marketing consent, at most 5/s",
+		describeInput(in))
+	in.Segment.Stages, in.Segment.Tags = []string{"active"}, []string{"vip", "webinar-2026"}
+	assert.Contains(t, describeInput(in), "to contacts with stage active, tags vip and webinar-2026 with marketing consent")
 }

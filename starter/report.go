@@ -17,6 +17,7 @@ import (
 	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
+	"github.com/acme/lifecycle/customer"
 )
 
 func (a *app) reportCmd() *cobra.Command {
@@ -30,10 +31,10 @@ func (a *app) reportCmd() *cobra.Command {
 }
 
 func (a *app) funnelCmd() *cobra.Command {
-	var since, campaignID string
+	var since, campaignID, tag string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "funnel [--since DATE] [--campaign ID] [--json]",
+		Use:   "funnel [--since DATE] [--campaign ID] [--tag TAG] [--json]",
 		Short: "Customers per stage, conversion between stages, median time in stage",
 		Long: `Reads the CRM (contacts and stage_transitions in DATABASE_URL, the worker's
 database) and prints:
@@ -47,13 +48,25 @@ database) and prints:
     not counted).
 
 --since DATE keeps the customers whose journey started on or after DATE (a
-cohort); --campaign ID those on one campaign. Only reads; changes nothing.`,
+cohort); --campaign ID those on one campaign; --tag TAG those whose contact
+has the tag (webinar-2026, product:analytics). Only reads; changes nothing.`,
 		Example: `  starter report funnel
   starter report funnel --since 2026-01-01 --campaign saas-lifecycle
+  starter report funnel --tag webinar-2026
   starter report funnel --json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := crm.FunnelQuery{CampaignID: campaignID}
+			q := crm.FunnelQuery{CampaignID: campaignID, Tag: tag}
+			if tag != "" {
+				// Checked before connecting, so a typo is a usage error.
+				if err := customer.CheckTag("tag", tag); err != nil {
+					var fe *customer.FieldError
+					if errors.As(err, &fe) {
+						return usagef("--tag %s", fe.Problem)
+					}
+					return usagef("--tag: %v", err)
+				}
+			}
 			if since != "" {
 				t, err := parseDate(since)
 				if err != nil {
@@ -92,6 +105,7 @@ cohort); --campaign ID those on one campaign. Only reads; changes nothing.`,
 	f := cmd.Flags()
 	f.StringVar(&since, "since", "", "only customers whose journey started on or after DATE (2026-01-01 or RFC 3339)")
 	f.StringVar(&campaignID, "campaign", "", "only customers on this campaign id")
+	f.StringVar(&tag, "tag", "", "only customers whose contact has this tag")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -121,6 +135,9 @@ func printFunnel(w io.Writer, f crm.Funnel) error {
 	}
 	if f.CampaignID != "" {
 		scope += " on campaign " + f.CampaignID
+	}
+	if f.Tag != "" {
+		scope += " tagged " + f.Tag
 	}
 	fmt.Fprintf(w, "Funnel of %s: %d customers\n\n", scope, f.Customers)
 	if f.Customers == 0 {

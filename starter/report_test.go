@@ -57,6 +57,20 @@ func TestReportFunnelFromTheCRM(t *testing.T) {
 		assert.Contains(t, stdout, want)
 	}
 
+	// --tag: the customers whose contact has the tag.
+	require.NoError(t, store.SetTags(t.Context(), "a", []string{"webinar-2026"}, nil))
+	require.NoError(t, store.SetTags(t.Context(), "c", []string{"webinar-2026", "vip"}, nil))
+	code, stdout, stderr = cli(t, "report", "funnel", "--tag", "webinar-2026")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "Funnel of all customers tagged webinar-2026: 2 customers")
+	assert.Contains(t, stdout, "  trial → nurture                       2     2  100.0%")
+	code, stdout, stderr = cli(t, "report", "funnel", "--json", "--tag", "vip")
+	require.Equal(t, 0, code, stderr)
+	var tagged crm.Funnel
+	require.NoError(t, json.Unmarshal([]byte(stdout), &tagged))
+	assert.Equal(t, "vip", tagged.Tag)
+	assert.Equal(t, 1, tagged.Customers)
+
 	code, stdout, stderr = cli(t, "report", "funnel", "--json", "--since", "2026-02-03", "--campaign", "saas-lifecycle")
 	require.Equal(t, 0, code, stderr)
 	var f crm.Funnel

@@ -63,7 +63,8 @@ func (a *app) scheduleCreateCmd() *cobra.Command {
 		Long:  scheduleLong,
 		Example: `  starter schedule create monday-tips --cron "0 9 * * MON" --time-zone Europe/Berlin \
       --template activation_tips --segment-stage trial --rate 20
-  starter schedule create welcome-active --cron "0 10 * * *" --template review_ask --segment-stage active --paused`,
+  starter schedule create welcome-active --cron "0 10 * * *" --template review_ask --segment-stage active --paused
+  starter schedule create vip-digest --cron "0 8 1 * *" --template review_ask --segment-tag vip --segment-tag product:analytics`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]

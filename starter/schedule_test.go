@@ -91,8 +91,10 @@ func TestScheduleCreateListPauseDelete(t *testing.T) {
 	})
 
 	code, stdout, stderr := cli(t, "schedule", "create", name, "--cron", "0 9 * * MON", "--time-zone", "Europe/Berlin",
-		"--template", "review_ask", "--segment-stage", "active", "--segment-min-score", "10", "--rate", "20")
+		"--template", "review_ask", "--segment-stage", "active", "--segment-min-score", "10", "--segment-tag", "vip",
+		"--segment-tag", "webinar-2026", "--rate", "20")
 	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "contacts with stage active, score ≥ 10, tags vip and webinar-2026 with marketing consent")
 	assert.Contains(t, stdout, "schedule "+name+" created")
 	assert.Contains(t, stdout, "0 9 * * MON in Europe/Berlin")
 	assert.Contains(t, stdout, "reaches each contact of the segment once")
@@ -123,6 +125,7 @@ func TestScheduleCreateListPauseDelete(t *testing.T) {
 	assert.Equal(t, []string{"active"}, in.Segment.Stages)
 	require.NotNil(t, in.Segment.MinScore)
 	assert.Equal(t, 10, *in.Segment.MinScore)
+	assert.Equal(t, []string{"vip", "webinar-2026"}, in.Segment.Tags)
 	assert.Equal(t, 20, in.RatePerSecond)
 
 	// Creating it again is refused with what to do.
@@ -140,6 +143,7 @@ func TestScheduleCreateListPauseDelete(t *testing.T) {
 	assert.Contains(t, line, "0 9 * * MON (Europe/Berlin)")
 	assert.Contains(t, line, "active")
 	assert.Contains(t, line, "template review_ask of saas-lifecycle")
+	assert.Contains(t, line, "tags vip and webinar-2026")
 
 	code, stdout, stderr = cli(t, "schedule", "pause", name, "--note", "summer break")
 	require.Equal(t, 0, code, stderr)

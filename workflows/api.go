@@ -93,6 +93,7 @@ func (e Event) Validate() error {
 		customer.CheckEventID("id", e.ID),
 		customer.CheckEventType("type", e.Type),
 		customer.CheckProperties("properties", e.Properties),
+		customer.CheckTagProperties("properties", e.Properties),
 	)
 }
 
@@ -140,6 +141,8 @@ type JourneyView struct {
 	NextStep        string         `json:"next_step,omitempty"`
 	NextAt          time.Time      `json:"next_at,omitempty"`
 	MailSuppressed  bool           `json:"mail_suppressed,omitempty"`
+	// Tags are the contact's tags.
+	Tags []string `json:"tags,omitempty"`
 	// Sending is the email in flight, if any.
 	Sending string `json:"sending,omitempty"`
 	// CRMBacklog counts the CRM writes the CRM does not have yet; with

@@ -34,12 +34,16 @@ func BroadcastWorkflowID(broadcastID string) string { return "broadcast/" + broa
 
 // BroadcastSegment selects a broadcast's recipients: contacts matching
 // every field that is set. Contacts that were erased, gave no marketing
-// consent or have no address are never recipients.
+// consent or have no address are never recipients. It has the fields of
+// activities.BroadcastSegment, to which it converts.
 type BroadcastSegment struct {
 	Stages           []string `json:"stages,omitempty"`
 	MinScore         *int     `json:"min_score,omitempty"`
 	LeadSources      []string `json:"lead_sources,omitempty"`
 	CustomerIDPrefix string   `json:"customer_id_prefix,omitempty"`
+	// Tags: contacts having every one of these tags (customer.CheckTags;
+	// Validate names a bad one "segment.tags[i]").
+	Tags []string `json:"tags,omitempty"`
 }
 
 // BroadcastInput starts a broadcast.
@@ -233,6 +237,9 @@ func describeSegment(s BroadcastSegment) string {
 	}
 	if s.CustomerIDPrefix != "" {
 		d += fmt.Sprintf(" with IDs starting %q", s.CustomerIDPrefix)
+	}
+	if len(s.Tags) > 0 {
+		d += fmt.Sprintf(" tagged %v", s.Tags)
 	}
 	if d == "contacts" {
 		return "all contacts with marketing consent"

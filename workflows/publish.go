@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,7 +97,7 @@ func (j *journey) view() JourneyView {
 	v := JourneyView{
 		CustomerID: j.s.CustomerID, Journey: j.s.Journey, CampaignID: j.s.CampaignID, CampaignVersion: j.s.CampaignVersion,
 		Stage: j.s.Stage, StageEnteredAt: j.s.StageEnteredAt, Score: j.s.score(), FitScore: j.s.Fit,
-		BehaviourScore: j.s.Behaviour, MailSuppressed: j.s.MailSuppressed, Run: j.s.Run,
+		BehaviourScore: j.s.Behaviour, MailSuppressed: j.s.MailSuppressed, Tags: slices.Clone(j.s.Tags), Run: j.s.Run,
 		Timeline:   append([]TimelineEntry(nil), j.s.Timeline...),
 		CRMBacklog: len(j.s.CRM.Writes), CRMError: j.s.CRM.LastError, WaitingFor: j.waitingFor,
 	}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,10 @@ func (r *rules) signup(in Signup) {
 	s.HasSignup = true
 	s.Contact = in.Profile()
 	r.write(activities.CRMWrite{Contact: r.contact()})
+	if first {
+		// Tags of events that came before the signup: the contact exists now.
+		r.writeTags(s.Tags, nil)
+	}
 	// The fit part of the score is a pure function of the profile and the
 	// campaign's rules: computed here, recorded with the score.
 	s.Fit, s.FitReasons = r.c.Scoring.FitPoints(in.LeadSource, in.CompanySize, in.Role)
@@ -107,6 +112,7 @@ func (r *rules) event(e Event) {
 	// An event from before the current stage began (a late delivery) must
 	// not undo what the stage change did.
 	stale := at.Before(s.StageEnteredAt)
+	r.tags(e)
 	switch e.Type {
 	case customer.EventUnsubscribe:
 		r.suppress(customer.ReasonUnsubscribed)
@@ -336,7 +342,7 @@ func (r *rules) setHandoff(status string) {
 func (r *rules) erase() {
 	s := r.s
 	r.write(activities.CRMWrite{Erase: &activities.EraseInput{CustomerID: s.CustomerID}})
-	s.Contact = customer.Profile{}
+	s.Contact, s.Tags = customer.Profile{}, nil
 	for i := range s.Timeline {
 		s.Timeline[i].Detail = redact(s.Timeline[i])
 	}
@@ -381,4 +387,61 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// tags applies an event's tag changes: its "tags" and "remove_tags"
+// properties, then the campaign's tag rules for its type. A change that
+// changes nothing writes nothing; a tag list that breaks the rules (the API
+// refuses those, but a signal may bypass it) is noted and skipped.
+func (r *rules) tags(e Event) {
+	s := r.s
+	if e.Type == customer.EventErase {
+		return
+	}
+	add, okAdd := customer.TagsProperty(e.Properties, customer.PropertyTags)
+	remove, okRemove := customer.TagsProperty(e.Properties, customer.PropertyRemoveTags)
+	if err := customer.CheckTagProperties("properties", e.Properties); !okAdd || !okRemove || err != nil {
+		s.note(r.now, "tags", fmt.Sprintf("event %s: tags ignored: %v", e.ID, err))
+		add, remove = nil, nil
+	}
+	add = append(add, r.c.TagsFor(e.Type)...)
+	next := changedTags(s.Tags, add, remove)
+	if slices.Equal(next, s.Tags) || (len(next) == 0 && len(s.Tags) == 0) {
+		return
+	}
+	if len(next) > customer.MaxTagsPerContact {
+		s.note(r.now, "tags", fmt.Sprintf("event %s: tags ignored: a contact has at most %d tags", e.ID, customer.MaxTagsPerContact))
+		return
+	}
+	s.Tags = next
+	r.writeTags(add, remove)
+	s.note(r.now, "tags", "tags: "+strings.Join(next, ", "))
+}
+
+// changedTags is (tags ∪ add) \ remove, sorted and distinct.
+func changedTags(tags, add, remove []string) []string {
+	out := make([]string, 0, len(tags)+len(add))
+	for _, t := range slices.Concat(tags, add) {
+		if !slices.Contains(remove, t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// writeTags writes a tag change to the CRM in changes of at most
+// customer.MaxTagsPerChange tags each (an event's own tags and the
+// campaign's rules together may be more). Before the signup there is no
+// CRM contact to tag: the signup writes the journey's tags after the
+// contact (see signup).
+func (r *rules) writeTags(add, remove []string) {
+	if !r.s.HasSignup {
+		return
+	}
+	for len(add) > 0 || len(remove) > 0 {
+		n, m := min(len(add), customer.MaxTagsPerChange), min(len(remove), customer.MaxTagsPerChange)
+		r.write(activities.CRMWrite{Tags: &activities.TagsInput{CustomerID: r.s.CustomerID, Add: add[:n], Remove: remove[:m]}})
+		add, remove = add[n:], remove[m:]
+	}
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -189,4 +190,74 @@ func TestDecayWritesTheLowerScore(t *testing.T) {
 	assert.Equal(t, 2, s.Behaviour, "two weeks without engagement: 5 points each")
 	assert.Equal(t, []string{"score"}, ops(r.writes))
 	assert.Equal(t, 5, r.writes[0].Score.Score)
+}
+
+func TestTagsFromPropertiesAndCampaignRules(t *testing.T) {
+	s := leadIn(customer.StageTrial)
+	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
+	r.events([]Event{
+		{ID: "t1", Type: "tags_changed", At: monday.Add(time.Minute), Properties: map[string]any{"tags": []any{"vip", "product:analytics"}}},
+		{ID: "w1", Type: "webinar_attended", At: monday.Add(2 * time.Minute)},
+		{ID: "t2", Type: "login", At: monday.Add(3 * time.Minute), Properties: map[string]any{"remove_tags": "vip"}},
+	})
+	assert.Equal(t, []string{"events", "product:analytics", "webinar-2026"}, s.Tags)
+	var tagWrites []activities.TagsInput
+	for _, w := range r.writes {
+		if w.Tags != nil {
+			tagWrites = append(tagWrites, *w.Tags)
+		}
+	}
+	require.Len(t, tagWrites, 3, "one CRM write per change, in order")
+	assert.Equal(t, []string{"vip", "product:analytics"}, tagWrites[0].Add)
+	assert.Equal(t, []string{"webinar-2026", "events"}, tagWrites[1].Add, "the campaign's rule for webinar_attended")
+	assert.Equal(t, []string{"vip"}, tagWrites[2].Remove)
+
+	// Nothing new: no write. Bad tags (a signal that bypassed the API):
+	// noted, not applied.
+	r.writes = nil
+	r.events([]Event{
+		{ID: "t3", Type: "tags_changed", At: monday.Add(4 * time.Minute), Properties: map[string]any{"tags": "events"}},
+		{ID: "t4", Type: "tags_changed", At: monday.Add(5 * time.Minute), Properties: map[string]any{"tags": []any{"Not OK"}}},
+	})
+	assert.Empty(t, r.writes)
+	assert.Equal(t, []string{"events", "product:analytics", "webinar-2026"}, s.Tags)
+	assert.Contains(t, s.Timeline[len(s.Timeline)-1].Detail, "tags ignored")
+
+	// An erase forgets them.
+	r.events([]Event{{ID: "x", Type: "erase", At: monday.Add(6 * time.Minute)}})
+	assert.Empty(t, s.Tags)
+}
+
+func TestTagsBeforeTheSignupReachTheCRMWithTheContact(t *testing.T) {
+	s := &JourneyState{CustomerID: "c1", Journey: "jtest", Stage: customer.StagePending, StageEnteredAt: monday, Epoch: monday, TimeScale: 1}
+	r := rules{s: s, c: testCampaign(t), now: monday}
+	r.events([]Event{{ID: "t1", Type: "tags_changed", At: monday, Properties: map[string]any{"tags": []any{"vip"}}}})
+	assert.Equal(t, []string{"vip"}, s.Tags)
+	assert.NotContains(t, ops(r.writes), "tags", "no contact to tag yet")
+
+	r.writes = nil
+	r.signup(Signup{CustomerID: "c1", Email: "c1@example.com", At: monday})
+	got := ops(r.writes)
+	require.GreaterOrEqual(t, len(got), 2)
+	assert.Equal(t, []string{"contact", "tags"}, got[:2], "the tags follow the new contact")
+}
+
+func TestATagChangeOfManyTagsIsWrittenInChunks(t *testing.T) {
+	s := leadIn(customer.StageTrial)
+	r := rules{s: s, c: testCampaign(t), now: monday.Add(time.Hour)}
+	tags := make([]any, customer.MaxTagsPerChange)
+	for i := range tags {
+		tags[i] = fmt.Sprintf("t%02d", i)
+	}
+	// 20 of its own plus the campaign's two for a webinar.
+	r.events([]Event{{ID: "w", Type: "webinar_attended", At: monday.Add(time.Minute), Properties: map[string]any{"tags": tags}}})
+	assert.Len(t, s.Tags, customer.MaxTagsPerChange+2)
+	var n int
+	for _, w := range r.writes {
+		if w.Tags != nil {
+			assert.LessOrEqual(t, len(w.Tags.Add), customer.MaxTagsPerChange)
+			n += len(w.Tags.Add)
+		}
+	}
+	assert.Equal(t, customer.MaxTagsPerChange+2, n)
 }

@@ -70,6 +70,10 @@ type JourneyState struct {
 	MailSuppressed   bool   `json:"mail_suppressed,omitempty"`
 	SuppressedReason string `json:"suppressed_reason,omitempty"`
 
+	// Tags are the contact's tags (sorted, distinct), as events and the
+	// campaign's tag rules set them; the CRM holds the same set.
+	Tags []string `json:"tags,omitempty"`
+
 	// RecentSends are the times of recent marketing sends, for the
 	// frequency cap; never longer than the cap's max.
 	RecentSends []time.Time `json:"recent_sends,omitempty"`
@@ -114,6 +118,7 @@ func (s *JourneyState) clone() *JourneyState {
 	c.FitReasons = slices.Clone(s.FitReasons)
 	c.Contributions = maps.Clone(s.Contributions)
 	c.RecentSends = slices.Clone(s.RecentSends)
+	c.Tags = slices.Clone(s.Tags)
 	c.SeenEvents = slices.Clone(s.SeenEvents)
 	c.Timeline = slices.Clone(s.Timeline)
 	c.CRM.Writes = slices.Clone(s.CRM.Writes)

@@ -72,6 +72,8 @@ type Records struct {
 	// Suppressed maps a lower-case address to its suppression reason.
 	Suppressed map[string]string
 	Erased     []string // customer ids
+	// Tags maps a customer id to its tags (sorted, distinct).
+	Tags map[string][]string
 
 	// Mail lists every email the mailer handled: sent, suppressed, or not
 	// rendered (Status SendFailed). A retry of a send is not listed again.
@@ -176,6 +178,10 @@ func (c *CRM) Records() Records {
 	r.Tasks = slices.Clone(r.Tasks)
 	r.Suppressed = maps.Clone(c.rec.Suppressed)
 	r.Erased = slices.Clone(r.Erased)
+	r.Tags = map[string][]string{}
+	for k, v := range c.rec.Tags {
+		r.Tags[k] = slices.Clone(v)
+	}
 	r.Mail = slices.Clone(r.Mail)
 	r.SendAttempts = maps.Clone(c.rec.SendAttempts)
 	return r
@@ -359,6 +365,22 @@ func (a *Activities) Suppress(_ context.Context, in activities.SuppressInput) er
 	c := a.crm
 	c.write(activities.CRMWrite{Suppress: &in}, func() bool {
 		c.rec.Suppressed[strings.ToLower(in.Email)] = in.Reason
+		return true
+	})
+	return nil
+}
+
+// SetTags changes the customer's tags as the CRM does (a set).
+func (a *Activities) SetTags(_ context.Context, in activities.TagsInput) error {
+	c := a.crm
+	c.write(activities.CRMWrite{Tags: &in}, func() bool {
+		if c.rec.Tags == nil {
+			c.rec.Tags = map[string][]string{}
+		}
+		tags := append(slices.Clone(c.rec.Tags[in.CustomerID]), in.Add...)
+		tags = slices.DeleteFunc(tags, func(t string) bool { return slices.Contains(in.Remove, t) })
+		slices.Sort(tags)
+		c.rec.Tags[in.CustomerID] = slices.Compact(tags)
 		return true
 	})
 	return nil
