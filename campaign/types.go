@@ -42,6 +42,10 @@ type Campaign struct {
 	// the contact (e.g. webinar_attended -> webinar-2026).
 	Tags []TagRule `yaml:"tags,omitempty" json:"tags,omitempty"`
 
+	// Targets are the funnel's stage targets (conversion, time in stage)
+	// that the funnel report measures each period against.
+	Targets []Target `yaml:"targets,omitempty" json:"targets,omitempty"`
+
 	// Templates by id; steps refer to them.
 	Templates map[string]Template `yaml:"templates" json:"templates"`
 

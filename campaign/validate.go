@@ -109,6 +109,7 @@ func (v *validator) validate() {
 	v.atRisk()
 	v.churned()
 	v.tagRules()
+	v.targets()
 	v.templates()
 }
 

@@ -21,12 +21,16 @@ type FunnelQuery struct {
 	// Tag, when set, keeps the customers whose contact has that tag
 	// (customer.CheckTag).
 	Tag string
+	// Until, when set, keeps the customers whose journey started before
+	// it: with Since, a period (this month, the one before).
+	Until time.Time
 }
 
 // Funnel is where customers are and how they move through the stages,
 // computed from contacts and stage_transitions.
 type Funnel struct {
 	Since      time.Time `json:"since,omitzero"`
+	Until      time.Time `json:"until,omitzero"`
 	CampaignID string    `json:"campaign_id,omitempty"`
 	Tag        string    `json:"tag,omitempty"`
 	// Customers counts the customers in the report (those with at least one
@@ -97,7 +101,7 @@ var FunnelSteps = []Conversion{
 }
 
 // cohortCTE selects the customers of the report: $1 since (NULL: all), $2
-// campaign id (empty: all), $3 tag (empty: all). A report (starter report
+// campaign id (empty: all), $3 tag (empty: all), $4 until (NULL: all). A report (starter report
 // funnel) runs each statement once on its connection, so PostgreSQL plans
 // it for the values: an empty parameter folds its condition away, and a
 // tag's containment can use contacts_tags_gin.
@@ -109,24 +113,25 @@ cohort AS (
     WHERE ($2::text = '' OR c.campaign_id = $2::text)
       AND ($3::text = '' OR c.tags @> ARRAY[$3::text])
     GROUP BY t.customer_id
-    HAVING $1::timestamptz IS NULL OR min(t.at) >= $1::timestamptz
+    HAVING ($1::timestamptz IS NULL OR min(t.at) >= $1::timestamptz)
+       AND ($4::timestamptz IS NULL OR min(t.at) < $4::timestamptz)
 )`
 
 // Funnel computes the funnel report. Every query is parameterised. A bad
 // q.Tag is a *ValidationError for field "tag".
 func (s *Store) Funnel(ctx context.Context, q FunnelQuery) (Funnel, error) {
-	f := Funnel{Since: q.Since, CampaignID: q.CampaignID, Tag: q.Tag}
+	f := Funnel{Since: q.Since, Until: q.Until, CampaignID: q.CampaignID, Tag: q.Tag}
 	if q.Tag != "" {
 		if err := customer.CheckTag("tag", q.Tag); err != nil {
 			return f, fmt.Errorf("funnel: %w", rule(err))
 		}
 	}
-	since := nullTime(q.Since)
+	since, until := nullTime(q.Since), nullTime(q.Until)
 
 	rows, err := s.pool.Query(ctx, `WITH `+cohortCTE+`
 SELECT c.stage, count(*)
 FROM contacts c JOIN cohort USING (customer_id)
-GROUP BY c.stage`, since, q.CampaignID, q.Tag)
+GROUP BY c.stage`, since, q.CampaignID, q.Tag, until)
 	if err != nil {
 		return f, fmt.Errorf("funnel: stages: %w", err)
 	}
@@ -162,7 +167,7 @@ GROUP BY c.stage`, since, q.CampaignID, q.Tag)
 	}
 	rows, err = s.pool.Query(ctx, `WITH `+cohortCTE+`,
 steps AS (
-    SELECT * FROM unnest($4::int[], $5::text[], $6::text[]) AS p(idx, from_stage, to_stage)
+    SELECT * FROM unnest($5::int[], $6::text[], $7::text[]) AS p(idx, from_stage, to_stage)
 ),
 entered AS (
     SELECT DISTINCT ON (p.idx, t.customer_id) p.idx, p.to_stage, t.customer_id, t.at, t.id
@@ -177,7 +182,7 @@ SELECT e.idx, count(*),
         WHERE n.customer_id = e.customer_id AND n.to_stage = e.to_stage
           AND (n.at > e.at OR (n.at = e.at AND n.id > e.id))))
 FROM entered e
-GROUP BY e.idx`, since, q.CampaignID, q.Tag, idx, from, to)
+GROUP BY e.idx`, since, q.CampaignID, q.Tag, until, idx, from, to)
 	if err != nil {
 		return f, fmt.Errorf("funnel: conversions: %w", err)
 	}
@@ -215,7 +220,7 @@ stays AS (
 SELECT stage, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM length))
 FROM stays
 WHERE length IS NOT NULL
-GROUP BY stage`, since, q.CampaignID, q.Tag)
+GROUP BY stage`, since, q.CampaignID, q.Tag, until)
 	if err != nil {
 		return f, fmt.Errorf("funnel: time in stage: %w", err)
 	}

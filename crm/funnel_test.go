@@ -141,6 +141,15 @@ func TestFunnelByCampaignAndCohort(t *testing.T) {
 	}, f.Stages)
 	assert.Equal(t, fmt.Sprintf("6 × %s", 48*time.Hour), medians(f)["trial"], "0, 1d, 1d, 3d, 3d, 3d")
 
+	// A period: the 2025 cohort alone (c8), the one before --since.
+	f, err = s.Funnel(t.Context(), crm.FunnelQuery{CampaignID: "saas-lifecycle", Until: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	require.NoError(t, err)
+	assert.Equal(t, 1, f.Customers, "only c8 started before 2026")
+	f, err = s.Funnel(t.Context(), crm.FunnelQuery{CampaignID: "saas-lifecycle",
+		Since: funnelStart, Until: funnelStart.Add(funnelDay)})
+	require.NoError(t, err)
+	assert.Equal(t, 5, f.Customers, "c4 started a day later, c8 in 2025")
+
 	f, err = s.Funnel(t.Context(), crm.FunnelQuery{Since: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
 	require.NoError(t, err)
 	assert.Zero(t, f.Customers)

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
@@ -18,6 +16,7 @@ import (
 	"github.com/acme/lifecycle/config"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/customer"
+	"github.com/acme/lifecycle/report"
 )
 
 func (a *app) reportCmd() *cobra.Command {
@@ -31,7 +30,7 @@ func (a *app) reportCmd() *cobra.Command {
 }
 
 func (a *app) funnelCmd() *cobra.Command {
-	var since, campaignID, tag string
+	var since, until, campaignID, tag, compare string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "funnel [--since DATE] [--campaign ID] [--tag TAG] [--json]",
@@ -48,11 +47,19 @@ database) and prints:
     not counted).
 
 --since DATE keeps the customers whose journey started on or after DATE (a
-cohort); --campaign ID those on one campaign; --tag TAG those whose contact
-has the tag (webinar-2026, product:analytics). Only reads; changes nothing.`,
+cohort), --until DATE those who started before it; --campaign ID those on
+one campaign; --tag TAG those whose contact has the tag (webinar-2026,
+product:analytics).
+
+Each step is measured against the campaign's targets (its "targets:" list:
+a minimum conversion, a maximum median time in stage), and the steps below
+target are listed at the end. --compare previous shows, next to each step,
+the period of the same length just before --since (needs --since).
+Only reads; changes nothing.`,
 		Example: `  starter report funnel
   starter report funnel --since 2026-01-01 --campaign saas-lifecycle
   starter report funnel --tag webinar-2026
+  starter report funnel --since 2026-11-01 --until 2026-12-01 --compare previous
   starter report funnel --json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,6 +81,25 @@ has the tag (webinar-2026, product:analytics). Only reads; changes nothing.`,
 				}
 				q.Since = t
 			}
+			if until != "" {
+				t, err := parseDate(until)
+				if err != nil {
+					return usagef("--until %v", err)
+				}
+				q.Until = t
+			}
+			switch {
+			case compare != "" && compare != "previous":
+				return usagef("--compare %q: the one comparison is \"previous\" (the period just before --since)", compare)
+			case compare != "" && since == "":
+				return usagef("--compare previous needs --since: the period to compare is --since to --until (or now)")
+			case !q.Until.IsZero() && !q.Until.After(q.Since):
+				return usagef("--until %s is not after --since %s", until, since)
+			}
+			targets, err := funnelTargets(campaignID)
+			if err != nil {
+				return err
+			}
 			cfg, err := config.Load()
 			if err != nil {
 				return err
@@ -86,28 +112,74 @@ has the tag (webinar-2026, product:analytics). Only reads; changes nothing.`,
 				return fmt.Errorf("cannot reach the CRM database: %w\nset DATABASE_URL to the CRM's postgres:// URL (the worker's), or start the local stack with `make up`", err)
 			}
 			defer store.Close()
-			f, err := store.Funnel(ctx, q)
+			f, err := funnel(ctx, store, q)
 			if err != nil {
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
-					return fmt.Errorf("%w\nthe database at DATABASE_URL has no CRM tables: point DATABASE_URL at the worker's database (the worker creates the tables when it starts)", err)
-				}
 				return err
 			}
+			var prev *crm.Funnel
+			if compare == "previous" {
+				end := q.Until
+				if end.IsZero() {
+					end = time.Now()
+				}
+				pq := q
+				pq.Since, pq.Until = report.PreviousPeriod(q.Since, end)
+				p, err := funnel(ctx, store, pq)
+				if err != nil {
+					return err
+				}
+				prev = &p
+			}
+			r := report.Build(f, prev, targets)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(f)
+				return enc.Encode(r)
 			}
-			return printFunnel(cmd.OutOrStdout(), f)
+			return report.WriteText(cmd.OutOrStdout(), r)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&since, "since", "", "only customers whose journey started on or after DATE (2026-01-01 or RFC 3339)")
 	f.StringVar(&campaignID, "campaign", "", "only customers on this campaign id")
 	f.StringVar(&tag, "tag", "", "only customers whose contact has this tag")
+	f.StringVar(&until, "until", "", "only customers whose journey started before DATE")
+	f.StringVar(&compare, "compare", "", `"previous": show the period of the same length before --since next to each step`)
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// funnel reads one funnel from the CRM.
+func funnel(ctx context.Context, store *crm.Store, q crm.FunnelQuery) (crm.Funnel, error) {
+	f, err := store.Funnel(ctx, q)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+			return f, fmt.Errorf("%w\nthe database at DATABASE_URL has no CRM tables: point DATABASE_URL at the worker's database (the worker creates the tables when it starts)", err)
+		}
+		return f, err
+	}
+	return f, nil
+}
+
+// funnelTargets are the stage targets of the campaign (the latest version
+// deployed), or of the default campaign when the report is not limited to
+// one.
+func funnelTargets(campaignID string) ([]campaign.Target, error) {
+	if campaignID == "" {
+		campaignID = defaultCampaign
+	}
+	r, err := deployedCampaigns()
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.Latest(campaignID)
+	if err != nil {
+		// A campaign this binary does not know has no targets here; the
+		// report still reads the CRM.
+		return nil, nil //nolint:nilerr // no targets is a valid answer
+	}
+	return c.Targets, nil
 }
 
 func parseDate(s string) (time.Time, error) {
@@ -126,93 +198,4 @@ func dbName(databaseURL string) string {
 		return "DATABASE_URL"
 	}
 	return u.Host + u.Path
-}
-
-func printFunnel(w io.Writer, f crm.Funnel) error {
-	scope := "all customers"
-	if !f.Since.IsZero() {
-		scope = "customers whose journey started since " + f.Since.Format(time.DateOnly)
-	}
-	if f.CampaignID != "" {
-		scope += " on campaign " + f.CampaignID
-	}
-	if f.Tag != "" {
-		scope += " tagged " + f.Tag
-	}
-	fmt.Fprintf(w, "Funnel of %s: %d customers\n\n", scope, f.Customers)
-	if f.Customers == 0 {
-		fmt.Fprintln(w, "No customers match: no journey has recorded a stage yet for this selection.")
-		return nil
-	}
-	var rows [][]string
-	for _, st := range f.Stages {
-		rows = append(rows, []string{st.Stage, fmt.Sprint(st.Customers), fmt.Sprintf("%.1f%%", 100*float64(st.Customers)/float64(f.Customers))})
-	}
-	table(w, []string{"stage", "customers", "share"}, rows)
-
-	rows = rows[:0]
-	for _, c := range f.Conversions {
-		rate := "-"
-		if c.Entered > 0 {
-			rate = fmt.Sprintf("%.1f%%", 100*c.Rate)
-		}
-		rows = append(rows, []string{c.Name(), fmt.Sprint(c.Entered), fmt.Sprint(c.Converted), rate})
-	}
-	fmt.Fprintln(w)
-	table(w, []string{"conversion", "entered", "then", "rate"}, rows)
-
-	rows = rows[:0]
-	for _, st := range f.TimeInStage {
-		rows = append(rows, []string{st.Stage, fmt.Sprint(st.Stays), humanDuration(st.Median)})
-	}
-	fmt.Fprintln(w)
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "time in stage: no completed stays yet")
-		return nil
-	}
-	table(w, []string{"time in stage", "stays", "median"}, rows)
-	return nil
-}
-
-// table prints rows with the first column left-aligned and the others
-// right-aligned.
-func table(w io.Writer, header []string, rows [][]string) {
-	widths := make([]int, len(header))
-	for _, r := range append([][]string{header}, rows...) {
-		for i, c := range r {
-			widths[i] = max(widths[i], utf8.RuneCountInString(c))
-		}
-	}
-	line := func(r []string) {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
-			if i == 0 {
-				b.WriteString("  " + c + pad)
-			} else {
-				b.WriteString("  " + pad + c)
-			}
-		}
-		fmt.Fprintln(w, b.String())
-	}
-	line(header)
-	for _, r := range rows {
-		line(r)
-	}
-}
-
-// humanDuration rounds for reading: minutes under a day, hours above.
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 24*time.Hour:
-		d = d.Round(time.Hour)
-	case d >= time.Minute:
-		d = d.Round(time.Minute)
-	default:
-		d = d.Round(time.Second)
-	}
-	if d == 0 {
-		return "0"
-	}
-	return campaign.FormatDuration(d)
 }

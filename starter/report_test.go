@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/internal/testenv"
+	"github.com/acme/lifecycle/report"
 )
 
 func TestReportFunnelFromTheCRM(t *testing.T) {
@@ -66,17 +67,33 @@ func TestReportFunnelFromTheCRM(t *testing.T) {
 	assert.Contains(t, stdout, "  trial → nurture                       2     2  100.0%")
 	code, stdout, stderr = cli(t, "report", "funnel", "--json", "--tag", "vip")
 	require.Equal(t, 0, code, stderr)
-	var tagged crm.Funnel
+	var tagged report.Funnel
 	require.NoError(t, json.Unmarshal([]byte(stdout), &tagged))
-	assert.Equal(t, "vip", tagged.Tag)
-	assert.Equal(t, 1, tagged.Customers)
+	assert.Equal(t, "vip", tagged.Current.Tag)
+	assert.Equal(t, 1, tagged.Current.Customers)
 
 	code, stdout, stderr = cli(t, "report", "funnel", "--json", "--since", "2026-02-03", "--campaign", "saas-lifecycle")
 	require.Equal(t, 0, code, stderr)
-	var f crm.Funnel
+	var f report.Funnel
 	require.NoError(t, json.Unmarshal([]byte(stdout), &f))
-	assert.Equal(t, 0, f.Customers, "everyone started on 2 February")
-	assert.Equal(t, "saas-lifecycle", f.CampaignID)
+	assert.Equal(t, 0, f.Current.Customers, "everyone started on 2 February")
+	assert.Equal(t, "saas-lifecycle", f.Current.CampaignID)
+
+	// The built-in campaign's targets: onboarding → active (0 of 1)
+	// misses its 80 %; the others meet theirs.
+	code, stdout, stderr = cli(t, "report", "funnel")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "≥ 80% MISSED")
+	assert.Contains(t, stdout, "Below target (1):\n  onboarding → active: 0.0% < target 80% (0 of 1)")
+
+	// --compare previous: this period next to the one before it.
+	code, _, stderr = cli(t, "report", "funnel", "--compare", "previous")
+	assert.Equal(t, exitUsage, code, "needs --since")
+	assert.Contains(t, stderr, "needs --since")
+	code, stdout, stderr = cli(t, "report", "funnel", "--since", "2026-02-02", "--until", "2026-02-03", "--compare", "previous")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "Previous period: 2026-02-01 to 2026-02-02, 0 customers")
+	assert.Contains(t, stdout, "previous")
 }
 
 func TestReportFunnelSaysWhatToDoWithoutTheCRM(t *testing.T) {

@@ -46,9 +46,10 @@ func (a *app) scheduleCmd() *cobra.Command {
 		Use:   "schedule",
 		Short: "Recurring broadcasts (Temporal Schedules): create, list, pause, unpause, delete",
 		Long:  scheduleLong,
-		RunE:  needSubcommand("schedule", "create", "list", "pause", "unpause", "delete"),
+		RunE:  needSubcommand("schedule", "create", "list", "pause", "unpause", "delete", "report"),
 	}
-	cmd.AddCommand(a.scheduleCreateCmd(), a.scheduleListCmd(), a.schedulePauseCmd(true), a.schedulePauseCmd(false), a.scheduleDeleteCmd())
+	cmd.AddCommand(a.scheduleCreateCmd(), a.scheduleListCmd(), a.schedulePauseCmd(true), a.schedulePauseCmd(false), a.scheduleDeleteCmd(),
+		a.scheduleReportCmd())
 	return cmd
 }
 

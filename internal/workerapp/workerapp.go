@@ -69,6 +69,7 @@ func New(ctx context.Context, cfg config.Config, c client.Client, reg prometheus
 	w := worker.New(c, cfg.Temporal.TaskQueue, WorkerOptions(cfg.Temporal))
 	w.RegisterWorkflowWithOptions(workflows.CustomerJourney, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.BroadcastWorkflow, workflow.RegisterOptions{Name: workflows.BroadcastWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.FunnelReportWorkflow, workflow.RegisterOptions{Name: workflows.FunnelReportWorkflowName})
 	// One set of activities for journeys and broadcasts: they share the
 	// send protocol, and with it the broadcasts' send slots.
 	w.RegisterActivity(&activities.Activities{
