@@ -101,6 +101,16 @@ func (a *Activities) LoadCampaign(_ context.Context, in LoadCampaignInput) (*cam
 	return c.WithoutTemplateBodies(), nil
 }
 
+// sendLease is how long a send's ledger claim holds: the activity's
+// start-to-close timeout and a margin, so that no other attempt takes the
+// send over while this one may still be sending.
+func sendLease(ctx context.Context) time.Duration {
+	if info := activity.GetInfo(ctx); info.StartToCloseTimeout > 0 {
+		return info.StartToCloseTimeout + 5*time.Second
+	}
+	return 2 * time.Minute
+}
+
 // SendEmail sends one journey email exactly once per key: it renders the
 // template (a template that does not render is a non-retryable error naming
 // the template) and hands the email to the send protocol
@@ -136,10 +146,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTemplate, err)
 	}
 	messageID := email.MessageIDFor(in.Key, a.From)
-	lease := 2 * time.Minute
-	if info := activity.GetInfo(ctx); info.StartToCloseTimeout > 0 {
-		lease = info.StartToCloseTimeout + 5*time.Second
-	}
+	lease := sendLease(ctx)
 	res, err := a.sender().Send(ctx, sendonce.Letter{
 		Claim: crm.SendClaim{
 			Key: in.Key, CustomerID: in.CustomerID, Email: in.To, Template: in.Template,

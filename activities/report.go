@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/lifecycle/campaign"
@@ -88,10 +87,7 @@ func (a *Activities) SendFunnelReport(ctx context.Context, in FunnelReportInput)
 
 	key := "system/report/" + in.ReportID
 	messageID := email.MessageIDFor(key, a.From)
-	lease := 2 * time.Minute
-	if info := activity.GetInfo(ctx); info.StartToCloseTimeout > 0 {
-		lease = info.StartToCloseTimeout + 5*time.Second
-	}
+	lease := sendLease(ctx)
 	res, err := a.sender().Send(ctx, sendonce.Letter{
 		Claim: crm.SendClaim{
 			Key: key, CustomerID: customer.ReservedCustomerID, Email: in.To, Template: FunnelReportTemplate,

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/acme/lifecycle/erasure"
@@ -30,14 +29,8 @@ const eraseInBatch = "an erase event must be sent alone (not in a batch), or as 
 
 // deleteCustomer: DELETE /v1/customers/{id} with an EraseRequest.
 func (s *server) deleteCustomer(w http.ResponseWriter, r *http.Request) {
-	if e := requireJSON(r); e != nil {
-		writeError(w, http.StatusUnsupportedMediaType, *e)
-		return
-	}
-	body, _ := io.ReadAll(r.Body) // already read and limited by authenticated
 	var in EraseRequest
-	if e := decodeJSON(body, &in); e != nil {
-		writeError(w, http.StatusBadRequest, *e)
+	if !readJSON(w, r, &in) {
 		return
 	}
 	id := r.PathValue("id")

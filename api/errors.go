@@ -67,6 +67,22 @@ func requireJSON(r *http.Request) *ErrorResponse {
 	return nil
 }
 
+// readJSON reads a JSON request body (already read and limited by
+// authenticated) into v, a pointer to a struct, as decodeJSON does; when it
+// cannot, it answers 415 or 400 and reports false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if e := requireJSON(r); e != nil {
+		writeError(w, http.StatusUnsupportedMediaType, *e)
+		return false
+	}
+	body, _ := io.ReadAll(r.Body)
+	if e := decodeJSON(body, v); e != nil {
+		writeError(w, http.StatusBadRequest, *e)
+		return false
+	}
+	return true
+}
+
 // decodeJSON decodes body into v, which must be a pointer to a struct,
 // rejecting invalid UTF-8, unknown fields and trailing data. The error
 // names the field when one is to blame.

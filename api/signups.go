@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/acme/lifecycle/privacy"
@@ -25,14 +24,8 @@ var signupFields = jsonFields(workflows.Signup{})
 
 // postSignup: POST /v1/signups with a workflows.Signup.
 func (s *server) postSignup(w http.ResponseWriter, r *http.Request) {
-	if e := requireJSON(r); e != nil {
-		writeError(w, http.StatusUnsupportedMediaType, *e)
-		return
-	}
-	body, _ := io.ReadAll(r.Body) // already read and limited by authenticated
 	var in workflows.Signup
-	if e := decodeJSON(body, &in); e != nil {
-		writeError(w, http.StatusBadRequest, *e)
+	if !readJSON(w, r, &in) {
 		return
 	}
 	// The journey's own rule (package customer): a signup accepted here is

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/acme/lifecycle/crm"
@@ -34,14 +33,8 @@ type TagsResponse struct {
 // change (so its state and the CRM agree, in order with its other writes);
 // when none runs, the CRM contact is changed directly.
 func (s *server) postTags(w http.ResponseWriter, r *http.Request) {
-	if e := requireJSON(r); e != nil {
-		writeError(w, http.StatusUnsupportedMediaType, *e)
-		return
-	}
-	body, _ := io.ReadAll(r.Body) // already read and limited by authenticated
 	var in TagsRequest
-	if e := decodeJSON(body, &in); e != nil {
-		writeError(w, http.StatusBadRequest, *e)
+	if !readJSON(w, r, &in) {
 		return
 	}
 	id := r.PathValue("id")

@@ -398,13 +398,15 @@ func (r *rules) tags(e Event) {
 	if e.Type == customer.EventErase {
 		return
 	}
-	add, okAdd := customer.TagsProperty(e.Properties, customer.PropertyTags)
-	remove, okRemove := customer.TagsProperty(e.Properties, customer.PropertyRemoveTags)
-	if err := customer.CheckTagProperties("properties", e.Properties); !okAdd || !okRemove || err != nil {
+	var add, remove []string
+	if err := customer.CheckTagProperties("properties", e.Properties); err != nil {
 		s.note(r.now, "tags", fmt.Sprintf("event %s: tags ignored: %v", e.ID, err))
-		add, remove = nil, nil
+	} else {
+		// Checked: both are lists of valid tags (or absent).
+		add, _ = customer.TagsProperty(e.Properties, customer.PropertyTags)
+		remove, _ = customer.TagsProperty(e.Properties, customer.PropertyRemoveTags)
 	}
-	add = append(add, r.c.TagsFor(e.Type)...)
+	add = slices.Concat(add, r.c.TagsFor(e.Type)) // a new slice: the event keeps its own
 	next := changedTags(s.Tags, add, remove)
 	if slices.Equal(next, s.Tags) || (len(next) == 0 && len(s.Tags) == 0) {
 		return
