@@ -12,3 +12,19 @@ func (c *Campaign) IsActivity(eventType string) bool {
 	}
 	return slices.Contains(c.Active.ActivityEvents, eventType)
 }
+
+// Follows reports whether events of the type mean something to the
+// campaign's advocacy rules, NPS reading or reminders (a type the CRM
+// invents, such as webinar_registered, is then not ignored).
+func (c *Campaign) Follows(eventType string) bool {
+	if c == nil {
+		return false
+	}
+	if _, ok := c.Advocacy.AdvocacyFor(eventType); ok {
+		return true
+	}
+	if c.Advocacy.NPS.Event == eventType {
+		return true
+	}
+	return slices.ContainsFunc(c.Reminders, func(r Reminder) bool { return r.Event == eventType })
+}

@@ -26,6 +26,9 @@ const (
 	ExtraReasons       = "Reasons"
 	ExtraScore         = "Score"
 	ExtraReferralCode  = "ReferralCode"
+	// ExtraDate is a reminder's date as the customer reads it
+	// ("Monday 20 April 2026", with the time when the date has one).
+	ExtraDate = "Date"
 )
 
 // Rendered is an email ready to send.
@@ -55,6 +58,7 @@ func SampleTemplateData(c *Campaign) TemplateData {
 			ExtraReasons:       "demo_requested (30), pricing_viewed (10), webinar_attended (8)",
 			ExtraScore:         "62",
 			ExtraReferralCode:  "JANE-7Q2X",
+			ExtraDate:          "Monday 20 April 2026",
 		},
 	}
 }
@@ -118,6 +122,7 @@ func (c *Campaign) WithoutTemplateBodies() *Campaign {
 		ID: c.ID, Version: c.Version, Product: c.Product, DefaultTimeZone: c.DefaultTimeZone,
 		Sending: c.Sending, Scoring: c.Scoring, Trial: c.Trial, Nurture: c.Nurture, Sales: c.Sales,
 		Onboarding: c.Onboarding, Active: c.Active, AtRisk: c.AtRisk, Churned: c.Churned, Source: c.Source,
+		Advocacy: c.Advocacy, Reminders: c.Reminders, Tags: c.Tags,
 		Templates: make(map[string]Template, len(c.Templates)),
 	}
 	for id, t := range c.Templates {

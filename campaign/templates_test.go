@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,8 +49,12 @@ func TestRenderEveryEmbeddedTemplate(t *testing.T) {
 				assert.NotContains(t, r2.Subject, ", !")
 				assert.Contains(t, r2.Text, "Hi there,")
 			} else {
-				assert.Contains(t, r.Text, "cus_sample")
+				// Transactional: no unsubscribe link; a notice to an owner
+				// names the customer it is about.
 				assert.NotContains(t, r.Text, SampleUnsubscribeURL)
+				if slices.Contains([]string{c.Sales.NotifyTemplate, c.Sales.EscalationTemplate, c.AtRisk.AlertTemplate, c.Advocacy.Detractor.NotifyTemplate}, id) {
+					assert.Contains(t, r.Text, "cus_sample")
+				}
 			}
 		})
 	}
@@ -76,6 +81,10 @@ func TestEmbeddedTemplatesAreAllUsed(t *testing.T) {
 	used[c.Sales.EscalationTemplate] = true
 	used[c.AtRisk.AlertTemplate] = true
 	used[c.Churned.Template] = true
+	used[c.Advocacy.Detractor.NotifyTemplate] = true
+	for _, r := range c.Reminders {
+		used[r.Template] = true
+	}
 	for id := range c.Templates {
 		assert.True(t, used[id], "template %s is never sent", id)
 	}

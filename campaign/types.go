@@ -38,6 +38,14 @@ type Campaign struct {
 	AtRisk     AtRisk     `yaml:"at_risk" json:"at_risk"`
 	Churned    Churned    `yaml:"churned" json:"churned"`
 
+	// Advocacy says what feedback and advocacy events do: who becomes an
+	// advocate, which asks end, what a detractor's answer opens.
+	Advocacy Advocacy `yaml:"advocacy,omitempty" json:"advocacy,omitempty"`
+
+	// Reminders are emails timed relative to a date the CRM sends (a
+	// renewal date, a webinar's start).
+	Reminders []Reminder `yaml:"reminders,omitempty" json:"reminders,omitempty"`
+
 	// Tags are the campaign's tag rules: an event of a type adds tags to
 	// the contact (e.g. webinar_attended -> webinar-2026).
 	Tags []TagRule `yaml:"tags,omitempty" json:"tags,omitempty"`
@@ -57,13 +65,20 @@ type Campaign struct {
 	renderers sync.Map
 }
 
-// Sending holds the per-customer rules for marketing mail.
+// Sending is the campaign's contact policy: the per-customer rules for
+// marketing mail, whichever part of the product sends it (a journey's
+// sequence, a holiday greeting, a reminder, a broadcast). Transactional
+// mail (owner notices, receipts) is exempt. Policy.Schedule applies it.
 type Sending struct {
 	// QuietHours, in the recipient's local time, during which marketing mail
 	// is not sent; a send that falls inside moves to the window's end.
 	QuietHours *QuietHours `yaml:"quiet_hours,omitempty" json:"quiet_hours,omitempty"`
 	// FrequencyCap limits marketing mail per customer.
 	FrequencyCap *FrequencyCap `yaml:"frequency_cap,omitempty" json:"frequency_cap,omitempty"`
+	// MinGap is the least time between any two marketing emails to one
+	// customer (0: none), so a broadcast and a nurture email do not land
+	// minutes apart.
+	MinGap Duration `yaml:"min_gap,omitempty" json:"min_gap,omitempty"`
 }
 
 // QuietHours is a daily local-time window, e.g. start "21:00", end "08:00"

@@ -108,6 +108,8 @@ func (v *validator) validate() {
 	v.active()
 	v.atRisk()
 	v.churned()
+	v.advocacy()
+	v.reminders()
 	v.tagRules()
 	v.targets()
 	v.templates()
@@ -196,6 +198,9 @@ func (v *validator) sending() {
 		if f.OverCap != OverCapDelay && f.OverCap != OverCapDrop {
 			v.add("sending.frequency_cap.over_cap", "must be %q or %q (got %q)", OverCapDelay, OverCapDrop, f.OverCap)
 		}
+	}
+	if g := v.c.Sending.MinGap; g < 0 {
+		v.add("sending.min_gap", "must not be negative (got %s)", FormatDuration(g.D()))
 	}
 }
 

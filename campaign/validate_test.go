@@ -149,6 +149,25 @@ func TestValidateRules(t *testing.T) {
 		{"marketing without unsubscribe (html)", func(c *Campaign) { setTpl(c, "hello", func(t *Template) { t.HTML = "<p>Hi</p>" }) }, "templates.hello.html", "must include the unsubscribe link"},
 		{"template id", func(c *Campaign) { c.Templates["Hello World"] = c.Templates["hello"] }, "templates.Hello World", "may only contain"},
 		{"no templates", func(c *Campaign) { c.Templates = nil }, "templates", "at least one template"},
+
+		// contact policy, advocacy, reminders
+		{"min gap negative", func(c *Campaign) { c.Sending.MinGap = -Duration(time.Hour) }, "sending.min_gap", "must not be negative"},
+		{"advocacy event type", func(c *Campaign) { c.Advocacy.Events = []AdvocacyEvent{{Type: ""}} }, "advocacy.events[0].type", "is required"},
+		{"advocacy ends unknown ask", func(c *Campaign) {
+			c.Advocacy.Events = []AdvocacyEvent{{Type: "review_left", EndsAsks: []string{"review_ask"}}}
+		}, "advocacy.events[0].ends_asks[0]", `"review_ask" is not one of active.asks [hello]`},
+		{"nps bands overlap", func(c *Campaign) { c.Advocacy.NPS = NPS{PromoterMin: 7, DetractorMax: 7} }, "advocacy.nps.detractor_max", "promoter_min - 1"},
+		{"detractor notice marketing", func(c *Campaign) { c.Advocacy.Detractor.NotifyTemplate = "offer" }, "advocacy.detractor.notify_template", "must have category transactional"},
+		{"reminder without date", func(c *Campaign) { c.Reminders = []Reminder{{ID: "r1", Template: "offer"}} }, "reminders[0].date", "required"},
+		{"reminder template", func(c *Campaign) {
+			c.Reminders = []Reminder{{ID: "r1", Date: "renewal_date", Template: "ofer"}}
+		}, "reminders[0].template", `template "ofer" not found`},
+		{"reminder id twice", func(c *Campaign) {
+			c.Reminders = []Reminder{{ID: "r1", Date: "a", Template: "offer"}, {ID: "r1", Date: "b", Template: "offer"}}
+		}, "reminders[1].id", "used twice"},
+		{"reminder at", func(c *Campaign) {
+			c.Reminders = []Reminder{{ID: "r1", Date: "a", Template: "offer", At: &ClockTime{25, 0}}}
+		}, "reminders[0].at", "must be between 00:00 and 23:59"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -109,6 +109,9 @@ const (
 	// EventTagsChanged carries tags to add and remove (properties "tags"
 	// and "remove_tags") and nothing else: POST /v1/customers/{id}/tags.
 	EventTagsChanged = "tags_changed"
+	// EventProfileUpdated carries profile fields the CRM keeps beyond the
+	// signup's, such as a renewal_date that reminders follow.
+	EventProfileUpdated = "profile_updated"
 )
 
 // Event properties with a meaning of their own on any event type.
@@ -132,7 +135,7 @@ func knownEventTypes() []string {
 		EventSalesAccepted, EventSalesRejected, EventDealWon, EventDealLost, EventPurchase,
 		EventLogin, EventFeatureUsed, EventSupportTicket, EventNPSAnswered, EventReviewLeft,
 		EventReferralMade, EventUnsubscribe, EventEmailBounced, EventEmailComplained, EventErase,
-		EventTagsChanged,
+		EventTagsChanged, EventProfileUpdated,
 	}
 	sort.Strings(t)
 	return t
@@ -204,6 +207,16 @@ const (
 	TaskChurnWarning      = "churn_warning"
 	TaskHandoffEscalation = "handoff_escalation"
 	TaskFollowUp          = "follow_up"
+	// TaskDetractorFollowUp: a customer answered the NPS as a detractor.
+	TaskDetractorFollowUp = "detractor_follow_up"
+)
+
+// Tags the journey sets itself (advocacy and feedback): segments select
+// advocates for a case study, detractors for a call.
+const (
+	TagAdvocate  = "advocate"
+	TagPromoter  = "promoter"
+	TagDetractor = "detractor"
 )
 
 // TaskStatuses lists the task statuses. Treat it as read-only.

@@ -10,7 +10,7 @@ import (
 )
 
 func TestKnownEventTypes(t *testing.T) {
-	assert.Len(t, customer.KnownEventTypes, 24)
+	assert.Len(t, customer.KnownEventTypes, 25)
 	assert.True(t, sort.StringsAreSorted(customer.KnownEventTypes))
 	for _, e := range customer.KnownEventTypes {
 		assert.True(t, customer.IsKnownEvent(e), e)
