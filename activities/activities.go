@@ -121,6 +121,13 @@ func sendLease(ctx context.Context) time.Duration {
 // SMTP connections with a Message-ID derived from the key, mark it sent
 // straight after the SMTP reply.
 //
+// With in.Policy, a marketing email whose key is new is checked by the
+// ledger against every marketing email the customer got, journey mail and
+// broadcasts alike: when the minimum gap or the frequency cap does not
+// allow it now, nothing is sent or recorded and the result is SendDeferred
+// with DeferredUntil and the rule as Reason; the workflow sends it then,
+// under the same key.
+//
 // Permanent SMTP failures (5xx) are recorded and returned as a result, not
 // an error, so the workflow moves on without a retry storm; a refused
 // recipient is a hard bounce and the address is suppressed at once.
@@ -151,7 +158,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		Claim: crm.SendClaim{
 			Key: in.Key, CustomerID: in.CustomerID, Email: in.To, Template: in.Template,
 			Category: string(r.Category), MessageID: messageID, Lease: lease,
-			Journey: in.Journey, StageSeq: in.StageSeq,
+			Journey: in.Journey, StageSeq: in.StageSeq, Policy: in.Policy.Ledger(),
 		},
 		Message: email.Message{
 			MessageID: messageID, To: in.To, ToName: in.ToName, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
@@ -179,6 +186,8 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		out.Status = SendBounced
 	case sendonce.Failed:
 		out.Status = SendFailed
+	case sendonce.Deferred:
+		out.Status, out.DeferredUntil = SendDeferred, res.Until
 	default:
 		return SendEmailResult{}, fmt.Errorf("send %s: unexpected outcome %q", in.Key, res.Outcome)
 	}

@@ -43,7 +43,8 @@ type broadcastHeartbeat struct {
 // segment after in.Cursor, at most PageSize of them. One SQL statement
 // returns the page with the per-recipient rules applied
 // (crm.Store.SegmentPage: erased, consent, suppression list, frequency
-// cap, segment filters, what the ledger holds for this broadcast); the
+// cap, minimum gap, segment filters, what the ledger holds for this
+// broadcast; the claims check the cap and the gap again); the
 // page is then sent with sendonce.Sender.SendBatch, the same send protocol
 // as journey mail.
 //
@@ -75,19 +76,27 @@ func (a *Activities) BroadcastSendPage(ctx context.Context, in BroadcastPageInpu
 	if hbTimeout <= 0 {
 		hbTimeout = BroadcastHeartbeatTimeout
 	}
+	var capRule *crm.MarketingCap
+	if fc := c.Sending.FrequencyCap; fc != nil && fc.Max >= 1 && fc.Window > 0 {
+		capRule = &crm.MarketingCap{Max: fc.Max, Window: fc.Window.D()}
+	}
+	// The audience query flags who is over the cap or within the gap; the
+	// claims check both again (with the sends in flight), so a journey
+	// email sent between the query and the claim is respected too.
+	policy := broadcastPolicy(c.Sending, capRule)
 	batch := sendonce.Batch{
 		Lease: hbTimeout + broadcastLeaseMargin, RatePerSecond: b.RatePerSecond, Log: log,
-		Letter: func(rc crm.Recipient) (sendonce.Letter, error) { return a.broadcastLetter(b, c, tpl, rc) },
+		Letter: func(rc crm.Recipient) (sendonce.Letter, error) {
+			l, err := a.broadcastLetter(b, c, tpl, rc)
+			l.Claim.Policy = policy
+			return l, err
+		},
 	}
 	if qh := c.Sending.QuietHours; b.RespectQuietHours && qh != nil {
 		batch.QuietHours, batch.DefaultZone = qh, time.UTC
 		if loc, err := campaign.LoadLocation(c.DefaultTimeZone); err == nil {
 			batch.DefaultZone = loc
 		}
-	}
-	var capRule *crm.MarketingCap
-	if fc := c.Sending.FrequencyCap; fc != nil && fc.Max >= 1 && fc.Window > 0 {
-		capRule = &crm.MarketingCap{Max: fc.Max, Window: fc.Window.D()}
 	}
 
 	pos := resumePage(ctx, in, log)
@@ -99,7 +108,7 @@ func (a *Activities) BroadcastSendPage(ctx context.Context, in BroadcastPageInpu
 	}
 	rows, err := a.CRM.SegmentPage(ctx, crm.SegmentQuery{
 		Segment: b.Segment.crm(), After: pos.cursor(), Limit: limit,
-		SendKeySuffix: b.keySuffix(), Cap: capRule,
+		SendKeySuffix: b.keySuffix(), Cap: capRule, MinGap: max(c.Sending.MinGap.D(), 0),
 	})
 	if err != nil {
 		if errors.Is(err, crm.ErrInvalid) {
@@ -114,6 +123,19 @@ func (a *Activities) BroadcastSendPage(ctx context.Context, in BroadcastPageInpu
 		return BroadcastPageResult{}, broadcastFailure(b.BroadcastID, err)
 	}
 	return pos.result(len(rows) < limit, c.Version), nil
+}
+
+// broadcastPolicy is the campaign's contact policy for the ledger's check
+// of a broadcast's claims; nil when it has neither a gap nor a cap.
+func broadcastPolicy(s campaign.Sending, capRule *crm.MarketingCap) *crm.ContactPolicy {
+	p := crm.ContactPolicy{MinGap: max(s.MinGap.D(), 0)}
+	if capRule != nil {
+		p.CapMax, p.CapWindow = capRule.Max, capRule.Window
+	}
+	if p.MinGap == 0 && p.CapMax == 0 {
+		return nil
+	}
+	return &p
 }
 
 func (a *Activities) broadcastCampaign(b Broadcast) (*campaign.Campaign, error) {

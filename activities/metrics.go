@@ -17,7 +17,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifecycle_emails_total",
-			Help: "Journey and broadcast emails by outcome: sent, duplicate (an earlier attempt sent it), suppressed, cancelled (planned in a stage the customer left), bounced (the server refused the address, now suppressed), failed (refused for good), retry (a transient failure; tried again later).",
+			Help: "Journey and broadcast emails by outcome: sent, duplicate (an earlier attempt sent it), suppressed, cancelled (planned in a stage the customer left), bounced (the server refused the address, now suppressed), failed (refused for good), retry (a transient failure; tried again later), deferred (the send ledger's contact policy, minimum gap or frequency cap, does not allow it yet; nothing sent).",
 		}, []string{"outcome"}),
 		crmWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lifecycle_crm_writes_total",

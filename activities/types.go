@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/customer"
 )
 
@@ -107,6 +108,31 @@ type SendEmailInput struct {
 	// stage the customer has left.
 	Journey  string `json:"journey,omitempty"`
 	StageSeq int    `json:"stage_seq,omitempty"`
+	// Policy, for marketing mail, is checked by the send ledger when the
+	// key is new, over every marketing email the customer got from any
+	// source (broadcasts included): SendDeferred when it does not allow
+	// the email now. Nil: no check; ignored for transactional mail.
+	Policy *ContactPolicy `json:"policy,omitempty"`
+	// Due and Deferral say, for the record (simulate, logs), when the
+	// journey's step was due and which rules of the contact policy moved
+	// it (campaign.Reason*); empty when it goes out as due.
+	Due      time.Time `json:"due,omitzero"`
+	Deferral []string  `json:"deferral,omitempty"`
+}
+
+// ContactPolicy is the contact policy for the ledger's check, in real time (a time-scaled journey divides its durations by its scale).
+type ContactPolicy struct {
+	MinGap    time.Duration `json:"min_gap,omitempty"`
+	CapMax    int           `json:"cap_max,omitempty"`
+	CapWindow time.Duration `json:"cap_window,omitempty"`
+}
+
+// Ledger is the policy as the send ledger takes it (nil for nil).
+func (p *ContactPolicy) Ledger() *crm.ContactPolicy {
+	if p == nil {
+		return nil
+	}
+	return &crm.ContactPolicy{MinGap: p.MinGap, CapMax: p.CapMax, CapWindow: p.CapWindow}
 }
 
 // Send outcomes.
@@ -117,13 +143,20 @@ const (
 	SendFailed     = "failed"     // permanently refused; recorded, not retried
 	SendBounced    = "bounced"    // the server refused the recipient: a hard bounce, now suppressed
 	SendCancelled  = "cancelled"  // planned in a stage the customer has left
+	SendDeferred   = "deferred"   // the contact policy does not allow it yet; nothing sent or recorded
 )
 
 // SendEmailResult says what happened to a send.
 type SendEmailResult struct {
 	Status    string `json:"status"`
 	MessageID string `json:"message_id,omitempty"`
-	Reason    string `json:"reason,omitempty"`
+	// Reason says why it was not sent; for SendDeferred the rule,
+	// campaign.ReasonMinGap or campaign.ReasonFrequencyCap.
+	Reason string `json:"reason,omitempty"`
+	// DeferredUntil, for SendDeferred, is the earliest time the policy
+	// allows the email: send it then under the same key. (omitzero: a
+	// time.Time is never "empty" to omitempty.)
+	DeferredUntil time.Time `json:"deferred_until,omitzero"`
 }
 
 // HandoffInput hands a lead to sales.

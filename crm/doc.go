@@ -44,6 +44,12 @@
 // carries the same Message-ID; see [ClaimRetry] for the one window that
 // cannot be closed.
 //
+// A marketing claim may carry the campaign's [ContactPolicy] (minimum gap,
+// frequency cap): a new key is then checked against every marketing email
+// the ledger holds for the customer, whatever sent it, and answered
+// [ClaimDeferred] with the time it may go ([Store.ClaimSendOutcome],
+// [ClaimOutcome.DeferredUntil]); nothing is written for it.
+//
 // # Erasure
 //
 // [Store.Erase] deletes a person's data in one transaction: the address is

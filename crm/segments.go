@@ -74,6 +74,10 @@ type SegmentQuery struct {
 	// Cap flags contacts that already received Cap.Max marketing emails
 	// within Cap.Window (SkipFrequencyCap). Nil: no cap.
 	Cap *MarketingCap
+	// MinGap flags contacts that were sent a marketing email (any source)
+	// within MinGap before now (SkipMinGap). 0: no gap. The claim checks it
+	// again with the sends in flight (SendClaim.Policy).
+	MinGap time.Duration
 }
 
 // MaxSegmentPage is the largest SegmentQuery.Limit.
@@ -96,6 +100,8 @@ const (
 	// SkipFrequencyCap: the contact got Cap.Max marketing emails within
 	// Cap.Window.
 	SkipFrequencyCap Skip = "frequency_cap"
+	// SkipMinGap: the contact got a marketing email within MinGap.
+	SkipMinGap Skip = "min_gap"
 )
 
 // Recipient is one contact of a segment page with what the message needs
@@ -127,6 +133,9 @@ func (q SegmentQuery) validate() error {
 	if q.Limit < 1 || q.Limit > MaxSegmentPage {
 		return invalid("limit", "%d is not between 1 and %d", q.Limit, MaxSegmentPage)
 	}
+	if q.MinGap < 0 {
+		return invalid("min_gap", "%v is negative", q.MinGap)
+	}
 	if q.Cap != nil {
 		if q.Cap.Max < 1 {
 			return invalid("cap.max", "%d is less than 1", q.Cap.Max)
@@ -153,7 +162,8 @@ func (q SegmentQuery) validate() error {
 //   - the send ledger is joined on the message's send key, so a page that
 //     is processed again (a retried activity) sees what already went out;
 //   - the frequency cap counts the contact's marketing sends within the
-//     window (email_log_cap_idx).
+//     window, and the minimum gap looks for one within the gap (both on
+//     email_log_cap_idx).
 //
 // Flagged contacts are returned with Skip set, so the caller can count them.
 func (s *Store) SegmentPage(ctx context.Context, q SegmentQuery) ([]Recipient, error) {
@@ -243,12 +253,24 @@ LEFT JOIN LATERAL (
 		capSkip = "\n        WHEN cap.n >= " + arg(q.Cap.Max) + " THEN 'frequency_cap'"
 		capCount = "cap.n"
 	}
+	gapJoin, gapSkip := "", ""
+	if q.MinGap > 0 {
+		// An index-only probe of email_log_cap_idx, like the cap's.
+		gapJoin = `
+LEFT JOIN LATERAL (
+    SELECT true AS hit FROM email_log g
+    WHERE g.customer_id = p.customer_id AND g.category = 'marketing' AND g.status = 'sent'
+      AND g.sent_at > now() - ` + arg(q.MinGap.Microseconds()) + `::bigint * interval '1 microsecond'
+    LIMIT 1
+) gap ON true`
+		gapSkip = "\n        WHEN gap.hit THEN 'min_gap'"
+	}
 
 	query := `
 SELECT p.customer_id, p.email, p.first_name, p.last_name, p.company, p.stage, p.score,
     p.lead_source, p.time_zone,
     CASE` + ledgerSkip + `
-        WHEN sup.reason IS NOT NULL THEN 'suppressed'` + capSkip + `
+        WHEN sup.reason IS NOT NULL THEN 'suppressed'` + capSkip + gapSkip + `
         ELSE '' END,
     COALESCE(sup.reason, ''), ` + capCount + `
 FROM (
@@ -260,7 +282,7 @@ FROM (
     LIMIT $2
 ) p
 LEFT JOIN suppressions sup
-    ON sup.email_hash = encode(sha256(convert_to(lower(btrim(p.email)), 'UTF8')), 'hex')` + ledgerJoin + capJoin + `
+    ON sup.email_hash = encode(sha256(convert_to(lower(btrim(p.email)), 'UTF8')), 'hex')` + ledgerJoin + capJoin + gapJoin + `
 ORDER BY p.customer_id`
 
 	if len(q.Segment.Tags) > 0 {

@@ -60,6 +60,14 @@ const (
 	// while the send waited or retried. The ledger row is kept as suppressed,
 	// so a retry gets ClaimSuppressed. The caller must not send.
 	ClaimCancelled ClaimResult = "cancelled"
+
+	// ClaimDeferred means the contact policy (SendClaim.Policy) does not
+	// allow this marketing email now: another marketing email went out (or
+	// is going out) to the customer within the minimum gap, or the
+	// frequency cap is reached. Nothing is written to the ledger, so the
+	// same key may be claimed again from ClaimOutcome.DeferredUntil on.
+	// The caller must not send now.
+	ClaimDeferred ClaimResult = "deferred"
 )
 
 // MaySend reports whether the caller may send the email.
@@ -101,7 +109,15 @@ type SendClaim struct {
 	// a later stage of that journey.
 	Journey  string
 	StageSeq int
+	// Policy, for a marketing email, is checked when its key is new: the
+	// claim is ClaimDeferred when the customer's marketing sends in the
+	// ledger (from any source) break it. Nil: no check. Ignored for
+	// transactional mail; a key the ledger holds keeps its answers.
+	Policy *ContactPolicy
 }
+
+// checksPolicy reports whether the claim is checked against its policy.
+func (c SendClaim) checksPolicy() bool { return c.Category == CategoryMarketing && c.Policy.active() }
 
 func (c *SendClaim) normalize() {
 	c.Key = strings.TrimSpace(c.Key)
@@ -132,7 +148,7 @@ func (c SendClaim) validate() error {
 	if c.Lease < 0 {
 		return invalid("lease", "%v is negative", c.Lease)
 	}
-	return nil
+	return c.Policy.validate()
 }
 
 // blocks reports whether a suppression with reason stops mail of category.
@@ -144,21 +160,46 @@ func blocks(reason, category string) bool {
 }
 
 // ClaimSend claims the send key before an email is sent; see ClaimResult for
-// what each answer allows. Two concurrent claims of one key never both get
-// ClaimNew (or ClaimRetry): the ledger row is inserted with INSERT … ON
-// CONFLICT and an existing row is examined under SELECT … FOR UPDATE. A
-// suppressed address is recorded in the ledger with status suppressed.
+// what each answer allows. It is ClaimSendOutcome's Result: a caller that
+// passes a Policy and needs to know when a deferred email may go calls
+// ClaimSendOutcome.
 func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (ClaimResult, error) {
+	o, err := s.ClaimSendOutcome(ctx, c)
+	return o.Result, err
+}
+
+// ClaimSendOutcome claims the send key before an email is sent and answers
+// with the ClaimOutcome: the ClaimResult (see it for what each answer
+// allows), when the lease runs out (this claim's, or for ClaimInProgress
+// the other attempt's) and, for ClaimDeferred, when the email may go and
+// which rule deferred it.
+//
+// Two concurrent claims of one key never both get ClaimNew (or
+// ClaimRetry): the ledger row is inserted with INSERT … ON CONFLICT and an
+// existing row is examined under SELECT … FOR UPDATE. A suppressed address
+// is recorded in the ledger with status suppressed. A new key of a
+// marketing claim with a Policy is checked against the customer's
+// marketing sends under a per-customer lock (policy.go), so two claims for
+// one customer at once never both pass the gap; a deferred claim writes
+// nothing.
+func (s *Store) ClaimSendOutcome(ctx context.Context, c SendClaim) (ClaimOutcome, error) {
 	c.normalize()
 	if err := c.validate(); err != nil {
-		return "", fmt.Errorf("claim send %q: %w", c.Key, err)
+		return ClaimOutcome{}, fmt.Errorf("claim send %q: %w", c.Key, err)
 	}
 	lease := c.Lease
 	if lease == 0 {
 		lease = DefaultSendLease
 	}
-	var result ClaimResult
+	var out ClaimOutcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		out = ClaimOutcome{Key: c.Key}
+		if c.checksPolicy() {
+			// First, like a batch: no other lock is held while waiting.
+			if err := lockForPolicy(ctx, tx, []string{c.CustomerID}); err != nil {
+				return fmt.Errorf("lock the customer for the contact policy: %w", err)
+			}
+		}
 		var reason string
 		err := tx.QueryRow(ctx, `SELECT reason FROM suppressions WHERE email_hash = $1`, HashEmail(c.Email)).Scan(&reason)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -190,36 +231,49 @@ func (s *Store) ClaimSend(ctx context.Context, c SendClaim) (ClaimResult, error)
 			// The ledger must not bring an erased person's address back.
 			c.Email = ""
 		}
+		if !blocked && c.checksPolicy() {
+			deferred, err := deferClaims(ctx, tx, []policyCheck{{
+				key: c.Key, customerID: c.CustomerID, emailHash: HashEmail(c.Email), policy: *c.Policy}})
+			if err != nil {
+				return fmt.Errorf("check the contact policy: %w", err)
+			}
+			if d, ok := deferred[c.Key]; ok {
+				out = d
+				return nil
+			}
+		}
 
-		tag, err := tx.Exec(ctx, `
+		var leaseUntil time.Time
+		err = tx.QueryRow(ctx, `
 INSERT INTO email_log (send_key, customer_id, email, template, category, message_id,
     status, attempts, claimed_at, lease_until, error)
 VALUES ($1, $2, $3, $4, $5, $6,
     CASE WHEN $7 THEN 'suppressed' ELSE 'claimed' END, CASE WHEN $7 THEN 0 ELSE 1 END,
     now(), now() + $8::bigint * interval '1 microsecond', $9)
-ON CONFLICT (send_key) DO NOTHING`,
+ON CONFLICT (send_key) DO NOTHING
+RETURNING lease_until`,
 			c.Key, c.CustomerID, c.Email, c.Template, c.Category, c.MessageID,
-			blocked, lease.Microseconds(), suppressedNote)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 1 {
+			blocked, lease.Microseconds(), suppressedNote).Scan(&leaseUntil)
+		switch {
+		case err == nil:
 			switch {
 			case cancelled:
-				result = ClaimCancelled
+				out.Result = ClaimCancelled
 			case blocked:
-				result = ClaimSuppressed
+				out.Result = ClaimSuppressed
 			default:
-				result = ClaimNew
+				out.Result, out.LeaseUntil = ClaimNew, leaseUntil
 			}
 			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
 		}
 
 		var customerID, status string
 		var permanent, leaseActive bool
 		err = tx.QueryRow(ctx, `
-SELECT customer_id, status, permanent, lease_until > now()
-FROM email_log WHERE send_key = $1 FOR UPDATE`, c.Key).Scan(&customerID, &status, &permanent, &leaseActive)
+SELECT customer_id, status, permanent, lease_until, lease_until > now()
+FROM email_log WHERE send_key = $1 FOR UPDATE`, c.Key).Scan(&customerID, &status, &permanent, &leaseUntil, &leaseActive)
 		if err != nil {
 			return err
 		}
@@ -228,22 +282,22 @@ FROM email_log WHERE send_key = $1 FOR UPDATE`, c.Key).Scan(&customerID, &status
 		}
 		switch {
 		case status == SendSent:
-			result = ClaimAlreadySent
+			out.Result = ClaimAlreadySent
 			return nil
 		case status == SendSuppressed:
-			result = ClaimSuppressed
+			out.Result = ClaimSuppressed
 			return nil
 		case status == SendFailed && permanent:
-			result = ClaimFailed
+			out.Result = ClaimFailed
 			return nil
 		case status == SendClaimed && leaseActive:
-			result = ClaimInProgress
+			out.Result, out.LeaseUntil = ClaimInProgress, leaseUntil
 			return nil
 		case blocked:
 			// Suppressed or cancelled since the earlier attempt: stop here.
-			result = ClaimSuppressed
+			out.Result = ClaimSuppressed
 			if cancelled {
-				result = ClaimCancelled
+				out.Result = ClaimCancelled
 			}
 			_, err = tx.Exec(ctx, `
 UPDATE email_log SET status = 'suppressed', error = $2, updated_at = now() WHERE send_key = $1`,
@@ -251,18 +305,18 @@ UPDATE email_log SET status = 'suppressed', error = $2, updated_at = now() WHERE
 			return err
 		default:
 			// An abandoned claim, or a transient failure.
-			result = ClaimRetry
-			_, err = tx.Exec(ctx, `
+			out.Result = ClaimRetry
+			return tx.QueryRow(ctx, `
 UPDATE email_log SET status = 'claimed', attempts = attempts + 1, email = $2, claimed_at = now(),
     lease_until = now() + $3::bigint * interval '1 microsecond', updated_at = now()
-WHERE send_key = $1`, c.Key, c.Email, lease.Microseconds())
-			return err
+WHERE send_key = $1
+RETURNING lease_until`, c.Key, c.Email, lease.Microseconds()).Scan(&out.LeaseUntil)
 		}
 	})
 	if err != nil {
-		return "", fmt.Errorf("claim send %q: %w", c.Key, err)
+		return ClaimOutcome{}, fmt.Errorf("claim send %q: %w", c.Key, err)
 	}
-	return result, nil
+	return out, nil
 }
 
 // customerState is what a claim reads of the contact the email is about.

@@ -24,6 +24,11 @@ type ClaimOutcome struct {
 	// ClaimInProgress: claim again after it), or when this claim does
 	// (ClaimNew, ClaimRetry).
 	LeaseUntil time.Time
+	// DeferredUntil, for ClaimDeferred, is the earliest time the contact
+	// policy allows the email (claim the same key again then), and
+	// DeferredBy the rule that set it: SkipMinGap or SkipFrequencyCap.
+	DeferredUntil time.Time
+	DeferredBy    Skip
 }
 
 // ClaimSendBatch claims many send keys in one transaction, with the same
@@ -32,6 +37,11 @@ type ClaimOutcome struct {
 // examined under SELECT … FOR UPDATE and updated in bulk. The suppression
 // list is checked with HashEmail (computed here, in Go). Outcomes are in
 // the order of claims. A key must not appear twice in one batch.
+//
+// Claims with a Policy (marketing) whose keys are new are checked first,
+// under their customers' locks, in one statement for the batch, exactly as
+// ClaimSendOutcome checks one (policy.go); the deferred ones
+// (ClaimDeferred) are not inserted.
 func (s *Store) ClaimSendBatch(ctx context.Context, claims []SendClaim) ([]ClaimOutcome, error) {
 	if len(claims) == 0 {
 		return nil, nil
@@ -59,8 +69,41 @@ func (s *Store) ClaimSendBatch(ctx context.Context, claims []SendClaim) ([]Claim
 		keys[i], customers[i], emails[i], templates[i] = c.Key, c.CustomerID, c.Email, c.Template
 		categories[i], messageIDs[i], hashes[i], leases[i] = c.Category, c.MessageID, HashEmail(c.Email), lease.Microseconds()
 	}
+	var checks []policyCheck
+	for i := range claims {
+		if c := claims[i]; c.checksPolicy() {
+			checks = append(checks, policyCheck{key: keys[i], customerID: customers[i], emailHash: hashes[i], policy: *c.Policy})
+		}
+	}
 	out := make([]ClaimOutcome, n)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The contact policy first: the deferred claims are answered and
+		// left out of the insert.
+		ins := make([]int, 0, n)
+		var deferred map[string]ClaimOutcome
+		if len(checks) > 0 {
+			ids := make([]string, len(checks))
+			for j, c := range checks {
+				ids[j] = c.customerID
+			}
+			if err := lockForPolicy(ctx, tx, ids); err != nil {
+				return fmt.Errorf("lock the customers for the contact policy: %w", err)
+			}
+			var err error
+			if deferred, err = deferClaims(ctx, tx, checks); err != nil {
+				return fmt.Errorf("check the contact policy: %w", err)
+			}
+		}
+		for i := range n {
+			if d, ok := deferred[keys[i]]; ok {
+				out[i] = d
+			} else {
+				ins = append(ins, i)
+			}
+		}
+		if len(ins) == 0 {
+			return nil
+		}
 		// New keys. Rows are inserted in key order, so two batches that
 		// overlap take their locks in the same order.
 		rows, err := tx.Query(ctx, `
@@ -81,11 +124,15 @@ SELECT send_key, customer_id, email, template, category, message_id,
 FROM decided ORDER BY send_key
 ON CONFLICT (send_key) DO NOTHING
 RETURNING send_key, status, lease_until`,
-			keys, customers, emails, templates, categories, messageIDs, hashes, leases)
+			pick(keys, ins), pick(customers, ins), pick(emails, ins), pick(templates, ins), pick(categories, ins),
+			pick(messageIDs, ins), pick(hashes, ins), pick(leases, ins))
 		if err != nil {
 			return err
 		}
 		done := make([]bool, n)
+		for i := range n {
+			done[i] = out[i].Result == ClaimDeferred
+		}
 		for rows.Next() {
 			var key, status string
 			var leaseUntil time.Time
@@ -118,6 +165,18 @@ RETURNING send_key, status, lease_until`,
 		return nil, fmt.Errorf("claim %d sends: %w", n, err)
 	}
 	return out, nil
+}
+
+// pick returns the elements of all at the indexes idx, in their order.
+func pick[T any](all []T, idx []int) []T {
+	if len(idx) == len(all) {
+		return all // every one, in order
+	}
+	out := make([]T, len(idx))
+	for j, i := range idx {
+		out[j] = all[i]
+	}
+	return out
 }
 
 // claimExisting decides, under row locks, the keys the ledger already

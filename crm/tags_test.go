@@ -162,7 +162,7 @@ func TestSegmentPageByTags(t *testing.T) {
 // The segment of a rare tag over many contacts reads the tagged ones
 // through contacts_tags_gin instead of walking every contact: the plan of
 // the exact statement SegmentPage runs (a broadcast's page: the ledger
-// join and the frequency cap included), after ANALYZE.
+// join, the frequency cap and the minimum gap included), after ANALYZE.
 func TestTagSegmentUsesTheIndex(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -181,7 +181,7 @@ FROM generate_series(1, $1::int) AS i`, contacts, every)
 
 	q := crm.SegmentQuery{
 		Segment: crm.Segment{Tags: []string{"rare-tag"}}, Limit: 500, SendKeySuffix: "/broadcast/rare",
-		Cap: &crm.MarketingCap{Max: 3, Window: 7 * 24 * time.Hour},
+		Cap: &crm.MarketingCap{Max: 3, Window: 7 * 24 * time.Hour}, MinGap: 4 * time.Hour,
 	}
 	query, args := crm.SegmentPageQuery(q)
 	var out string

@@ -31,7 +31,8 @@ type Counts struct {
 	// Sent: accepted by the SMTP server now. Duplicate: sent earlier.
 	// Suppressed: on the suppression list. Failed: refused for good
 	// (recorded), or an address that does not parse. Deferred: over the
-	// frequency cap or inside quiet hours; not tried, not recorded.
+	// frequency cap, within the minimum gap (at the audience query or the
+	// claim) or inside quiet hours; not tried, not recorded.
 	Sent, Duplicate, Suppressed, Failed, Deferred int
 }
 

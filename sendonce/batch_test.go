@@ -307,3 +307,26 @@ func TestSendBatchReportsItsChunksInOrder(t *testing.T) {
 	require.Equal(t, 2, f.sender.Concurrency())
 	require.Equal(t, fmt.Sprint(email.DefaultConnections), fmt.Sprint(sendonce.New(f.ledger, f.mail, 0, nil).Concurrency()))
 }
+
+// A recipient the audience query flags for the minimum gap, and one the
+// claim's contact policy defers (a journey email went out after the
+// query), are counted Deferred and not sent; only the claim's deferral
+// reached the ledger and counts in the metrics.
+func TestSendBatchCountsDeferralsOfTheQueryAndTheClaim(t *testing.T) {
+	f := newBatch(2)
+	rows := recipients(4)
+	rows[1].Skip = crm.SkipMinGap
+	f.ledger.deferUntil["c02"] = time.Now().Add(time.Hour)
+	b := f.batch(rows)
+	b.Letter = func(rc crm.Recipient) (sendonce.Letter, error) {
+		l, err := batchLetter(rc)
+		l.Claim.Policy = &crm.ContactPolicy{MinGap: time.Hour}
+		return l, err
+	}
+	require.NoError(t, f.sender.SendBatch(t.Context(), b))
+	_, sum := f.position()
+	require.Equal(t, sendonce.Counts{Sent: 2, Deferred: 2}, sum)
+	require.Equal(t, []string{"c00@example.test", "c03@example.test"}, f.mail.to())
+	require.Equal(t, ledgerRow{}, f.ledger.row("c02/news"), "a deferred claim is not recorded")
+	require.Equal(t, map[string]int{"sent": 2, "deferred": 1}, f.metrics.counts())
+}

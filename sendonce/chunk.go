@@ -60,7 +60,9 @@ func (r *batchRun) prepareChunk(ctx context.Context, rows []crm.Recipient) prepa
 	var letters []Letter
 	for _, rc := range rows {
 		// A failure recorded by an earlier attempt was counted when it
-		// happened (as a journey's is); deferrals are not email outcomes.
+		// happened (as a journey's is); the audience query's deferrals are
+		// not email outcomes (nothing reached the ledger; a claim the
+		// ledger defers is counted, as a journey's is).
 		switch rc.Skip {
 		case crm.SkipAlreadySent:
 			p.res.Duplicate++
@@ -73,7 +75,7 @@ func (r *batchRun) prepareChunk(ctx context.Context, rows []crm.Recipient) prepa
 			p.res.Suppressed++
 			r.s.count(Suppressed)
 			continue
-		case crm.SkipFrequencyCap:
+		case crm.SkipFrequencyCap, crm.SkipMinGap:
 			p.res.Deferred++
 			continue
 		}
@@ -124,6 +126,11 @@ func (r *batchRun) claim(ctx context.Context, letters []Letter, p *prepared) err
 		case crm.ClaimSuppressed:
 			p.res.Suppressed++
 			r.s.count(Suppressed)
+		case crm.ClaimDeferred:
+			// The contact policy, checked again at the claim: a journey
+			// email went out since the audience query.
+			p.res.Deferred++
+			r.s.count(Deferred)
 		case crm.ClaimInProgress:
 			p.wait = append(p.wait, letters[i])
 			if o.LeaseUntil.After(p.waitUntil) {

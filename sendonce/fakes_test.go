@@ -40,6 +40,10 @@ type memLedger struct {
 	// stageSeq is the journey stage counter the CRM holds per customer
 	// (ClaimSend cancels marketing mail planned in an earlier stage).
 	stageSeq map[string]int
+	// deferUntil stands for the contact policy (crm's tests check the
+	// real one): a new key of a marketing claim with a Policy for one of
+	// these customers is deferred until the time given, by the gap.
+	deferUntil map[string]time.Time
 
 	// Faults: claimErr fails every claim; markErr every MarkSentBatch,
 	// which takes markDelay.
@@ -49,7 +53,8 @@ type memLedger struct {
 }
 
 func newLedger() *memLedger {
-	return &memLedger{rows: map[string]*ledgerRow{}, suppressed: map[string]string{}, stageSeq: map[string]int{}}
+	return &memLedger{rows: map[string]*ledgerRow{}, suppressed: map[string]string{}, stageSeq: map[string]int{},
+		deferUntil: map[string]time.Time{}}
 }
 
 func (l *memLedger) claim(c crm.SendClaim, checkStage bool) crm.ClaimOutcome {
@@ -62,6 +67,10 @@ func (l *memLedger) claim(c crm.SendClaim, checkStage bool) crm.ClaimOutcome {
 	cancelled := !blocked && checkStage && c.Category == crm.CategoryMarketing && c.StageSeq > 0 &&
 		l.stageSeq[c.CustomerID] > c.StageSeq
 	r, ok := l.rows[c.Key]
+	if until, deferred := l.deferUntil[c.CustomerID]; !ok && deferred && !blocked && !cancelled &&
+		c.Category == crm.CategoryMarketing && c.Policy != nil {
+		return crm.ClaimOutcome{Key: c.Key, Result: crm.ClaimDeferred, DeferredUntil: until, DeferredBy: crm.SkipMinGap}
+	}
 	if !ok {
 		r = &ledgerRow{customerID: c.CustomerID, email: c.Email, status: crm.SendClaimed, attempts: 1, leaseUntil: time.Now().Add(lease)}
 		l.rows[c.Key] = r
@@ -95,16 +104,22 @@ func (l *memLedger) claim(c crm.SendClaim, checkStage bool) crm.ClaimOutcome {
 	return crm.ClaimOutcome{Key: c.Key, Result: crm.ClaimRetry, LeaseUntil: r.leaseUntil}
 }
 
-func (l *memLedger) ClaimSend(_ context.Context, c crm.SendClaim) (crm.ClaimResult, error) {
+func (l *memLedger) ClaimSendOutcome(_ context.Context, c crm.SendClaim) (crm.ClaimOutcome, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.claimErr != nil {
-		return "", l.claimErr
+		return crm.ClaimOutcome{}, l.claimErr
 	}
 	if r, ok := l.rows[c.Key]; ok && r.customerID != c.CustomerID {
-		return "", fmt.Errorf("%w: send key belongs to customer %q", crm.ErrKeyConflict, r.customerID)
+		return crm.ClaimOutcome{}, fmt.Errorf("%w: send key belongs to customer %q", crm.ErrKeyConflict, r.customerID)
 	}
-	return l.claim(c, true).Result, nil
+	return l.claim(c, true), nil
+}
+
+// ClaimSend is ClaimSendOutcome's result, for the tests' own claims.
+func (l *memLedger) ClaimSend(ctx context.Context, c crm.SendClaim) (crm.ClaimResult, error) {
+	o, err := l.ClaimSendOutcome(ctx, c)
+	return o.Result, err
 }
 
 func (l *memLedger) ClaimSendBatch(_ context.Context, claims []crm.SendClaim) ([]crm.ClaimOutcome, error) {

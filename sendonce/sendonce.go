@@ -6,6 +6,8 @@
 //     or suppressed is never sent again; a claim that another attempt holds
 //     and whose lease has not run out is waited for; a claim that was
 //     abandoned (its lease ran out) or failed transiently is taken over;
+//     a new marketing key the claim's contact policy does not allow yet
+//     (minimum gap, frequency cap, over every source) is deferred;
 //  2. send the message, whose Message-ID the caller derives from the key,
 //     so a copy sent again after a crash carries the same one;
 //  3. mark it sent as soon as the SMTP server accepted it: "accepted, not
@@ -31,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
 )
@@ -45,11 +48,12 @@ type Mailer interface {
 // records what became of the send. *crm.Store (table email_log) is the
 // production one; see crm.ClaimResult for what each claim answer allows.
 type Ledger interface {
-	// ClaimSend claims one key and checks in the same transaction that
-	// the customer may still be mailed (suppression, erasure, and for
-	// marketing mail the journey's stage: ClaimCancelled).
-	ClaimSend(ctx context.Context, c crm.SendClaim) (crm.ClaimResult, error)
-	// ClaimSendBatch claims many keys in one statement, with ClaimSend's
+	// ClaimSendOutcome claims one key and checks in the same transaction
+	// that the customer may still be mailed (suppression, erasure, and for
+	// marketing mail the journey's stage: ClaimCancelled, and the claim's
+	// contact policy: ClaimDeferred with the time it may go).
+	ClaimSendOutcome(ctx context.Context, c crm.SendClaim) (crm.ClaimOutcome, error)
+	// ClaimSendBatch claims many keys in one statement, with the same
 	// answers but without the stage check (a broadcast's audience query
 	// has applied its rules).
 	ClaimSendBatch(ctx context.Context, claims []crm.SendClaim) ([]crm.ClaimOutcome, error)
@@ -98,6 +102,10 @@ const (
 	Failed Outcome = "failed"
 	// Retry: a transient failure; the caller tries again later.
 	Retry Outcome = "retry"
+	// Deferred: the ledger's contact policy (crm.SendClaim.Policy) does
+	// not allow it now; nothing was tried or recorded, and the same key
+	// may be sent from Result.Until on.
+	Deferred Outcome = "deferred"
 )
 
 // ErrRefused marks an error that retrying cannot change: the ledger
@@ -171,8 +179,19 @@ func (s *Sender) count(o Outcome) {
 type Result struct {
 	Outcome Outcome
 	// Reason says why it was not sent (Suppressed, Cancelled, Failed,
-	// Bounced).
+	// Bounced; for Deferred the rule: campaign.ReasonMinGap or
+	// campaign.ReasonFrequencyCap).
 	Reason string
+	// Until, for Deferred, is the earliest time the policy allows it.
+	Until time.Time
+}
+
+// deferReason names the policy rule behind a deferral.
+func deferReason(rule crm.Skip) string {
+	if rule == crm.SkipFrequencyCap {
+		return campaign.ReasonFrequencyCap
+	}
+	return campaign.ReasonMinGap
 }
 
 // Send sends one email exactly once per key (a journey's email):
@@ -183,7 +202,8 @@ type Result struct {
 //  3. mark it sent straight after the SMTP reply.
 //
 // A key the ledger holds as sent, failed or suppressed, or whose journey
-// stage the customer has left, is answered without sending. A permanent
+// stage the customer has left, is answered without sending; so is one
+// the claim's contact policy defers (Deferred, with the time). A permanent
 // SMTP refusal is recorded and answered (Failed, or Bounced with the
 // address suppressed). Everything that should be tried again later — a
 // claim another attempt holds, a transient failure, a ledger that does not
@@ -191,7 +211,8 @@ type Result struct {
 // will not succeed however often it is tried.
 func (s *Sender) Send(ctx context.Context, l Letter) (Result, error) {
 	key := l.Claim.Key
-	claim, err := s.ledger.ClaimSend(ctx, l.Claim)
+	o, err := s.ledger.ClaimSendOutcome(ctx, l.Claim)
+	claim := o.Result
 	if err != nil {
 		err = claimError(fmt.Errorf("claim send %s: %w", key, err))
 		if !isRefused(err) {
@@ -212,6 +233,9 @@ func (s *Sender) Send(ctx context.Context, l Letter) (Result, error) {
 	case crm.ClaimCancelled:
 		s.count(Cancelled)
 		return Result{Outcome: Cancelled, Reason: "the customer left the stage it was planned in"}, nil
+	case crm.ClaimDeferred:
+		s.count(Deferred)
+		return Result{Outcome: Deferred, Reason: deferReason(o.DeferredBy), Until: o.DeferredUntil}, nil
 	case crm.ClaimInProgress:
 		s.count(Retry)
 		return Result{}, fmt.Errorf("send %s: another attempt is in flight; retry later", key)

@@ -3,9 +3,11 @@ package sendonce_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/lifecycle/campaign"
 	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/email"
 	"github.com/acme/lifecycle/sendonce"
@@ -191,4 +193,29 @@ func TestSendThatCannotBeMarkedIsAnError(t *testing.T) {
 	require.NotErrorIs(t, err, sendonce.ErrRefused, "only a claim is refused for good")
 	require.Contains(t, err.Error(), "mark send c1/news sent")
 	require.Equal(t, map[string]int{"retry": 1}, f.metrics.counts())
+}
+
+// The ledger's contact policy defers a marketing email: nothing is sent or
+// recorded, the answer carries the rule and the time, and the same key
+// goes out once the policy allows it.
+func TestSendPassesADeferralThrough(t *testing.T) {
+	f := newOne()
+	ctx := t.Context()
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	f.ledger.deferUntil["c1"] = until
+	l := letter("c1", crm.CategoryMarketing)
+	l.Claim.Policy = &crm.ContactPolicy{MinGap: 2 * time.Hour}
+
+	res, err := f.sender.Send(ctx, l)
+	require.NoError(t, err)
+	require.Equal(t, sendonce.Result{Outcome: sendonce.Deferred, Reason: campaign.ReasonMinGap, Until: until}, res)
+	require.Empty(t, f.mail.sent)
+	require.Equal(t, ledgerRow{}, f.ledger.row(l.Claim.Key), "nothing recorded")
+	require.Equal(t, map[string]int{"deferred": 1}, f.metrics.counts())
+
+	delete(f.ledger.deferUntil, "c1")
+	res, err = f.sender.Send(ctx, l)
+	require.NoError(t, err)
+	require.Equal(t, sendonce.Sent, res.Outcome, "the same key, later")
+	require.Equal(t, map[string]int{"deferred": 1, "sent": 1}, f.metrics.counts())
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/acme/lifecycle/activities"
 	"github.com/acme/lifecycle/campaign"
+	"github.com/acme/lifecycle/crm"
 	"github.com/acme/lifecycle/customer"
 )
 
@@ -52,6 +53,9 @@ type CRM struct {
 	// Keys and ids already written: a retried write changes nothing.
 	keys    map[string]bool
 	eventID map[string]bool
+	// sendKeys are the send keys the ledger holds (sent or suppressed): a
+	// later send of one is a duplicate. A deferred send holds none.
+	sendKeys map[string]bool
 }
 
 // Records is what the CRM and the mailer did, in the order they did it.
@@ -76,10 +80,12 @@ type Records struct {
 	Tags map[string][]string
 
 	// Mail lists every email the mailer handled: sent, suppressed, or not
-	// rendered (Status SendFailed). A retry of a send is not listed again.
+	// rendered (Status SendFailed). A retry of a send is not listed again,
+	// nor is a send the contact policy deferred (nothing was sent, and the
+	// ledger holds nothing for its key).
 	Mail []Mail
 	// SendAttempts counts the sends per key that got as far as the ledger
-	// (the template rendered).
+	// (the template rendered), deferred ones included.
 	SendAttempts map[string]int
 }
 
@@ -124,7 +130,7 @@ func New(reg *campaign.Registry) *CRM {
 	return &CRM{
 		reg: reg, now: time.Now,
 		rec:  Records{HandoffStatuses: map[string][]string{}, Suppressed: map[string]string{}, SendAttempts: map[string]int{}},
-		keys: map[string]bool{}, eventID: map[string]bool{},
+		keys: map[string]bool{}, eventID: map[string]bool{}, sendKeys: map[string]bool{},
 	}
 }
 
@@ -399,7 +405,11 @@ func (a *Activities) EraseContact(_ context.Context, in activities.EraseInput) e
 // SendEmail renders the email and "sends" it once per key, as the real
 // activity does: a template that does not render is a non-retryable
 // error; a suppressed address gets no mail that its suppression blocks
-// (customer.BlocksMail).
+// (customer.BlocksMail); a marketing email with in.Policy whose key is new
+// is deferred (SendDeferred, DeferredUntil, the rule as Reason) when the
+// marketing mail this mailer sent to the customer breaks the policy at the
+// clock's now — the ledger's rule, crm.ContactPolicy.Decide — and then
+// nothing is sent or recorded for its key.
 func (a *Activities) SendEmail(_ context.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
 	c := a.crm
 	c.mu.Lock()
@@ -427,18 +437,42 @@ func (a *Activities) SendEmail(_ context.Context, in activities.SendEmailInput) 
 		return activities.SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTemplate, err)
 	}
 	c.rec.SendAttempts[in.Key]++
-	if c.rec.SendAttempts[in.Key] > 1 {
+	if c.sendKeys[in.Key] {
 		return activities.SendEmailResult{Status: activities.SendDuplicate}, nil
 	}
 	m.Subject = r.Subject
 	if reason, ok := c.rec.Suppressed[strings.ToLower(in.To)]; ok && customer.BlocksMail(reason, m.Category) {
+		c.sendKeys[in.Key] = true
 		m.Status, m.Reason = activities.SendSuppressed, "address "+reason
 		c.mailed(m)
 		return activities.SendEmailResult{Status: activities.SendSuppressed, Reason: "address suppressed"}, nil
 	}
+	if in.Policy != nil && m.Category == customer.CategoryMarketing {
+		if until, rule := in.Policy.Ledger().Decide(now, c.marketingSent(in.CustomerID)); !until.IsZero() {
+			reason := campaign.ReasonMinGap
+			if rule == crm.SkipFrequencyCap {
+				reason = campaign.ReasonFrequencyCap
+			}
+			return activities.SendEmailResult{Status: activities.SendDeferred, Reason: reason, DeferredUntil: until}, nil
+		}
+	}
+	c.sendKeys[in.Key] = true
 	m.Status = activities.SendSent
 	c.mailed(m)
 	return activities.SendEmailResult{Status: activities.SendSent}, nil
+}
+
+// marketingSent is when the mailer sent marketing mail to the customer;
+// the caller holds the lock. (The ledger also counts sends in flight; here
+// a send completes under the lock.)
+func (c *CRM) marketingSent(customerID string) []time.Time {
+	var out []time.Time
+	for _, m := range c.rec.Mail {
+		if m.CustomerID == customerID && m.Status == activities.SendSent && m.Category == customer.CategoryMarketing {
+			out = append(out, m.At)
+		}
+	}
+	return out
 }
 
 // mailed records m and tells the hook; the caller holds the lock.

@@ -153,3 +153,66 @@ func TestSendHookDecidesFirst(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, activities.SendSent, res.Status)
 }
+
+// With a policy, a marketing email whose key is new is deferred by the
+// marketing mail the mailer sent to the customer (the ledger's rule, by the
+// CRM's clock): nothing is sent or listed, and the same key goes out when
+// the policy allows it. Transactional mail is never deferred.
+func TestSendHonoursTheContactPolicy(t *testing.T) {
+	c, now := newCRM(t)
+	var mails []inmemory.Mail
+	c.OnMail(func(m inmemory.Mail) { mails = append(mails, m) })
+	a := c.Activities()
+	ctx := t.Context()
+	gap := &activities.ContactPolicy{MinGap: 4 * time.Hour}
+
+	res, err := a.SendEmail(ctx, welcome("k1", "ada@example.com"))
+	require.NoError(t, err)
+	require.Equal(t, activities.SendSent, res.Status)
+
+	*now = monday.Add(time.Hour)
+	tips := welcome("k2", "ada@example.com")
+	tips.Template, tips.Step, tips.Policy = "activation_tips", "activation_tips", gap
+	res, err = a.SendEmail(ctx, tips)
+	require.NoError(t, err)
+	assert.Equal(t, activities.SendEmailResult{Status: activities.SendDeferred, Reason: campaign.ReasonMinGap,
+		DeferredUntil: monday.Add(4 * time.Hour)}, res)
+	assert.Len(t, mails, 1, "a deferred email is not listed")
+	assert.Equal(t, 1, c.Records().SendAttempts["k2"], "it reached the ledger")
+
+	// Another customer's mail does not count.
+	other := tips
+	other.Key, other.CustomerID, other.To = "k3", "c2", "bob@example.com"
+	res, err = a.SendEmail(ctx, other)
+	require.NoError(t, err)
+	assert.Equal(t, activities.SendSent, res.Status)
+
+	// The frequency cap: one email a day, and the later rule wins.
+	capped := tips
+	capped.Policy = &activities.ContactPolicy{MinGap: 4 * time.Hour, CapMax: 1, CapWindow: 24 * time.Hour}
+	res, err = a.SendEmail(ctx, capped)
+	require.NoError(t, err)
+	assert.Equal(t, activities.SendDeferred, res.Status)
+	assert.Equal(t, campaign.ReasonFrequencyCap, res.Reason)
+	assert.Equal(t, monday.Add(24*time.Hour), res.DeferredUntil)
+
+	// Transactional mail goes whatever the policy says.
+	notice := welcome("k4", "owner@example.com")
+	notice.Template, notice.Step, notice.Policy = "sales_handoff", "sales/handoff", gap
+	notice.Data = campaign.TemplateData{Company: "AE", Score: 64, Extra: map[string]string{
+		campaign.ExtraCustomerID: "c1", campaign.ExtraCustomerName: "Ada", campaign.ExtraCustomerEmail: "ada@example.com",
+		campaign.ExtraReasons: "demo_requested (30)", campaign.ExtraScore: "64"}}
+	res, err = a.SendEmail(ctx, notice)
+	require.NoError(t, err)
+	assert.Equal(t, activities.SendSent, res.Status)
+
+	// Once the gap has passed, the same key is sent (not a duplicate).
+	*now = monday.Add(4 * time.Hour)
+	res, err = a.SendEmail(ctx, tips)
+	require.NoError(t, err)
+	assert.Equal(t, activities.SendSent, res.Status)
+	res, err = a.SendEmail(ctx, tips)
+	require.NoError(t, err)
+	assert.Equal(t, activities.SendDuplicate, res.Status)
+	assert.Len(t, c.Records().Sent(), 4)
+}
