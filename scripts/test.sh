@@ -79,7 +79,7 @@ if [ "${1:-}" = record-histories ]; then
 	# The recorder replaces the current release's set only; older sets stay,
 	# as journeys of every release may still be running.
 	echo "== recording replay histories into workflows/testdata/histories/<current release>" >&2
-	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce|TestEventAsUpdateWithStart|TestOutage' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
+	RECORD_HISTORIES=1 go test ./e2e/ -run 'TestSignupToOnboarding|TestUnsubscribeStopsMailAtOnce|TestEventAsUpdateWithStart|TestOutage|TestContactPolicy|TestDetractorAndRenewal' -count=1 -v 9>&- | grep -E 'recorded|^(--- |ok|FAIL)'
 	exit "${PIPESTATUS[0]}"
 fi
 

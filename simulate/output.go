@@ -71,7 +71,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	m := r.Emails
 	fmt.Fprintf(b, "emails     %d to the customer (%d marketing, %d transactional", m.ToCustomer, m.Marketing, m.Transactional)
 	if m.Moved > 0 {
-		fmt.Fprintf(b, "; %d held by quiet hours or the frequency cap", m.Moved)
+		fmt.Fprintf(b, "; %d held by the contact policy", m.Moved)
 	}
 	fmt.Fprintf(b, "), %s to owners, %d skipped", plural(m.Notices, "notice"), m.Skipped)
 	if m.Suppressed > 0 {

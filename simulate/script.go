@@ -309,6 +309,18 @@ func (s *Script) CheckEvents(c *campaign.Campaign) error {
 	for _, t := range c.Active.ActivityEvents {
 		known[t] = true
 	}
+	// Types of the campaign's own: advocacy, the NPS answer, reminders.
+	for _, e := range c.Advocacy.Events {
+		known[e.Type] = true
+	}
+	for _, r := range c.Reminders {
+		if r.Event != "" {
+			known[r.Event] = true
+		}
+	}
+	if c.Advocacy.NPS.Event != "" {
+		known[c.Advocacy.NPS.Event] = true
+	}
 	names := make([]string, 0, len(known))
 	for t := range known {
 		names = append(names, t)

@@ -50,6 +50,9 @@ const (
 	KindIgnored   = "ignored"   // an event that had no effect, and why
 	KindDuplicate = "duplicate" // an event seen before
 	KindRejected  = "rejected"  // a malformed signal
+	KindAdvocacy  = "advocacy"  // a review or referral: an advocate, and the asks it ends
+	KindFeedback  = "feedback"  // an NPS answer and what follows (promoter, passive, detractor)
+	KindReminder  = "reminder"  // a reminder date set, moved or cleared
 	KindNote      = "note"      // other notes of the journey
 	KindEnd       = "end"       // the journey ended
 	KindError     = "error"     // something failed (e.g. a CRM write)
@@ -348,6 +351,7 @@ var shown = map[string]string{
 	"signup": KindSignup, "score": KindScore, "skipped": KindSkipped, "ignored": KindIgnored,
 	"duplicate": KindDuplicate, "rejected": KindRejected, "event": KindNote, "campaign": KindNote,
 	"end": KindEnd, "error": KindError,
+	"advocacy": KindAdvocacy, "feedback": KindFeedback, "reminder": KindReminder,
 }
 
 func (h *harvest) collect(snap []workflows.TimelineEntry) {

@@ -28,6 +28,8 @@ const shipped = "../campaign/campaigns/saas-lifecycle.yaml"
 var goldenUntil = map[string]time.Duration{
 	"jane": 365 * day,
 	"ben":  60 * day,
+	"ada":  300 * day,
+	"dan":  300 * day,
 }
 
 func loadShipped(t *testing.T) *campaign.Campaign {

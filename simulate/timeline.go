@@ -62,11 +62,8 @@ type observer struct {
 	rec *recorder
 	reg *campaign.Registry
 
-	contact      activities.Contact
-	owner        string // delivery owner recorded so far
-	stage        customer.Stage
-	stageEntered time.Time
-	lastAskDue   time.Time
+	contact activities.Contact
+	owner   string // delivery owner recorded so far
 }
 
 // watch makes o see what crm does.
@@ -87,7 +84,6 @@ func (o *observer) write(now time.Time, w activities.CRMWrite) {
 		}
 	case w.Transition != nil:
 		in := w.Transition
-		o.stage, o.stageEntered = in.To, in.At
 		o.rec.add(Entry{At: in.At, Kind: KindStage, Stage: string(in.To),
 			Detail: fmt.Sprintf("%s → %s: %s", in.From, in.To, in.Reason)})
 	case w.Handoff != nil:
@@ -141,66 +137,40 @@ func (o *observer) mail(m inmemory.Mail) {
 	default:
 		e.Status = StatusSent
 		if c, err := o.reg.Get(m.CampaignID, m.CampaignVersion); err == nil && kind == KindEmail && m.Category == customer.CategoryMarketing {
-			e.Due, e.Note = o.timing(c, m.Step, m.At)
+			e.Due, e.Note = o.timing(c, m)
 		}
 	}
 	o.rec.add(e)
 }
 
 // timing explains why a marketing email went out later than its step was
-// due: quiet hours in the customer's zone, or the frequency cap.
-func (o *observer) timing(c *campaign.Campaign, step string, at time.Time) (*time.Time, string) {
-	due, ok := o.due(c, step)
-	if !ok || !at.After(due.Add(time.Second)) {
+// due, as the journey decided it with the contact policy (it hands the due
+// time and the rules that moved the email to the send): quiet hours in the
+// customer's zone, the frequency cap, the minimum gap.
+func (o *observer) timing(c *campaign.Campaign, m inmemory.Mail) (*time.Time, string) {
+	if len(m.Deferral) == 0 || !m.At.After(m.Due.Add(time.Second)) {
 		return nil, ""
 	}
 	loc := time.UTC
 	if l, err := campaign.LoadLocation(o.contact.TimeZone); err == nil && o.contact.TimeZone != "" {
 		loc = l
 	}
-	when := due.In(loc).Format("Mon 15:04")
-	if q := c.Sending.QuietHours; q != nil && q.NextAllowed(due, loc).Equal(at) {
-		return &due, fmt.Sprintf("held by quiet hours %s–%s (due %s)", q.Start, q.End, when)
-	}
-	if fc := c.Sending.FrequencyCap; fc != nil {
-		return &due, fmt.Sprintf("delayed by the frequency cap, at most %d in %s (due %s)", fc.Max, campaign.FormatDuration(fc.Window.D()), when)
-	}
-	return &due, "due " + when
-}
-
-// due is when a marketing step was due before quiet hours and the cap.
-func (o *observer) due(c *campaign.Campaign, step string) (time.Time, bool) {
-	var steps []campaign.Step
-	switch o.stage {
-	case customer.StageTrial:
-		steps = c.Trial.Steps
-	case customer.StageNurture:
-		steps = c.Nurture.Steps
-	case customer.StageOnboarding:
-		steps = c.Onboarding.Steps
-	case customer.StageAtRisk:
-		steps = c.AtRisk.WinBack
-	case customer.StageActive:
-		if strings.HasPrefix(step, "ask-") {
-			from := o.stageEntered
-			if o.lastAskDue.After(from) {
-				from = o.lastAskDue
+	var why []string
+	for _, r := range m.Deferral {
+		switch r {
+		case campaign.ReasonQuietHours:
+			if q := c.Sending.QuietHours; q != nil {
+				r = fmt.Sprintf("quiet hours %s–%s", q.Start, q.End)
 			}
-			due := from.Add(c.Active.AskEvery.D())
-			o.lastAskDue = due
-			return due, true
+		case campaign.ReasonFrequencyCap:
+			if fc := c.Sending.FrequencyCap; fc != nil {
+				r = fmt.Sprintf("the frequency cap, at most %d in %s", fc.Max, campaign.FormatDuration(fc.Window.D()))
+			}
+		case campaign.ReasonMinGap:
+			r = fmt.Sprintf("the minimum gap of %s", campaign.FormatDuration(c.Sending.MinGap.D()))
 		}
-		return time.Time{}, false // holidays go out at their cron time
-	case customer.StageChurned:
-		var n int
-		if _, err := fmt.Sscanf(step, "win-back-%d", &n); err == nil && n > 0 {
-			return o.stageEntered.Add(time.Duration(n) * c.Churned.Every.D()), true
-		}
+		why = append(why, r)
 	}
-	for _, s := range steps {
-		if s.ID == step {
-			return o.stageEntered.Add(s.Offset.D()), true
-		}
-	}
-	return time.Time{}, false
+	due := m.Due.UTC()
+	return &due, fmt.Sprintf("held by %s (due %s)", strings.Join(why, " and "), due.In(loc).Format("Mon 15:04"))
 }

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -299,6 +301,22 @@ func printView(v workflows.JourneyView) {
 	}
 	if len(v.Tags) > 0 {
 		fmt.Printf("tags       %s\n", strings.Join(v.Tags, ", "))
+	}
+	if v.NPSScore != nil || v.Advocate || len(v.AsksEnded) > 0 {
+		said := fmt.Sprintf("advocate %t, detractor %t", v.Advocate, v.Detractor)
+		if v.NPSScore != nil {
+			said = fmt.Sprintf("NPS %d, %s", *v.NPSScore, said)
+		}
+		if len(v.AsksEnded) > 0 {
+			said += "; asks ended: " + strings.Join(v.AsksEnded, ", ")
+		}
+		fmt.Printf("feedback   %s\n", said)
+	}
+	for _, key := range slices.Sorted(maps.Keys(v.Dates)) {
+		fmt.Printf("date       %s = %s (reminders follow it)\n", key, v.Dates[key])
+	}
+	if v.Deferred > 0 {
+		fmt.Printf("held       %d email(s) the send ledger holds under the contact policy\n", v.Deferred)
 	}
 	next := v.NextStep
 	if !v.NextAt.IsZero() {

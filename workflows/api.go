@@ -143,6 +143,17 @@ type JourneyView struct {
 	MailSuppressed  bool           `json:"mail_suppressed,omitempty"`
 	// Tags are the contact's tags.
 	Tags []string `json:"tags,omitempty"`
+	// Advocate, Detractor and NPSScore are what the customer said
+	// (advocacy and feedback); AsksEnded the asks their advocacy ended.
+	Advocate  bool     `json:"advocate,omitempty"`
+	Detractor bool     `json:"detractor,omitempty"`
+	NPSScore  *int     `json:"nps_score,omitempty"`
+	AsksEnded []string `json:"asks_ended,omitempty"`
+	// Dates are the reminder dates the CRM sent, by date key.
+	Dates map[string]string `json:"dates,omitempty"`
+	// Deferred counts the emails the send ledger holds under the contact
+	// policy.
+	Deferred int `json:"deferred,omitempty"`
 	// Sending is the email in flight, if any.
 	Sending string `json:"sending,omitempty"`
 	// CRMBacklog counts the CRM writes the CRM does not have yet; with

@@ -35,7 +35,7 @@ import (
 // run for years. A change to what the workflow asks Temporal to do
 // (activities, timers, their order) gets a workflow.GetVersion branch and a
 // new Release (docs/journey.md, "Changing the workflow code safely").
-const Release = "1.0"
+const Release = "1.1"
 
 // freshCampaign is how recently (real time) a run must have loaded the
 // newest campaign version for the signup's stage change to skip the
@@ -82,6 +82,9 @@ type journey struct {
 	timer, crmTimer *pendingTimer
 	// eventBatches counts this run's event batches (their CRM keys).
 	eventBatches int
+	// v11: this run follows release 1.1 (reminders, advocacy and feedback,
+	// one contact policy); a run recorded under 1.0 replays without.
+	v11 bool
 
 	// sends are the emails asked for and not yet started; inFlight the one
 	// the journey waits for.
@@ -150,7 +153,7 @@ func CustomerJourney(ctx workflow.Context, in JourneyInput) (JourneyResult, erro
 		}
 		now := j.now(ctx)
 		j.clock = now
-		j.next = planner{s: j.s, c: j.c, loc: j.loc, now: now}.next()
+		j.next = planner{s: j.s, c: j.c, loc: j.loc, now: now, v11: j.v11}.next()
 		j.publish(ctx)
 		if j.next.Kind == actWait || j.next.At.After(now) {
 			j.wait(ctx, true)
@@ -165,6 +168,10 @@ func start(ctx workflow.Context, in JourneyInput) (*journey, error) {
 		return nil, temporal.NewNonRetryableApplicationError("bad journey input", "BadInput", err)
 	}
 	j := &journey{in: in, seen: map[string]bool{}}
+	// Release 1.1 changes what the journey plans and writes. A run that
+	// began under 1.0 replays without it; every run started since (a new
+	// journey, or a continue-as-new of an old one) has it.
+	j.v11 = workflow.GetVersion(ctx, "release-1.1", workflow.DefaultVersion, 1) == 1
 	j.signups = workflow.GetSignalChannel(ctx, SignalSignup)
 	j.events = workflow.GetSignalChannel(ctx, SignalEvent)
 	if in.State != nil {
@@ -370,6 +377,10 @@ func (j *journey) perform(ctx workflow.Context, act action) {
 		// or refused is not tried again by the planner.
 		if act.advance != nil {
 			act.advance(j.s, now)
+		}
+		if len(act.Deferral) > 0 && act.At.After(act.Due) {
+			j.s.note(now, "deferred", fmt.Sprintf("%s: due %s, sent at %s: %s", act.label(),
+				act.Due.In(j.loc).Format("Mon 2006-01-02 15:04"), act.At.In(j.loc).Format("Mon 15:04 MST"), strings.Join(act.Deferral, ", ")))
 		}
 		j.sendStep(ctx, act)
 	case actSkip:

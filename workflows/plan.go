@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/acme/lifecycle/campaign"
@@ -39,6 +41,15 @@ type action struct {
 	Category customer.Category
 	To       customer.Stage
 	Reason   string
+	// Due is when a send was due before the contact policy moved it to
+	// At; Deferral says which rules did (campaign.Reason*).
+	Due      time.Time
+	Deferral []string
+	// AnyStage: the email (a reminder) is not tied to the stage it was
+	// planned in; a stage change does not cancel it.
+	AnyStage bool
+	// Date is a reminder's date, for its template ({{.Extra.Date}}).
+	Date string
 	// what the send advances when done
 	advance func(s *JourneyState, at time.Time)
 }
@@ -68,6 +79,8 @@ type planner struct {
 	c   *campaign.Campaign
 	loc *time.Location
 	now time.Time
+	// v11: release 1.1's planning (see rules.v11).
+	v11 bool
 }
 
 func earliest(actions ...action) action {
@@ -84,6 +97,20 @@ func earliest(actions ...action) action {
 }
 
 func (p planner) next() action {
+	a := p.stageNext()
+	switch p.s.Stage {
+	case customer.StagePending, customer.StageUnsubscribed, customer.StageErased:
+		return a
+	}
+	if !p.v11 || a.Kind == actEntry {
+		return a
+	}
+	// Reminders and deferred emails run alongside whatever the stage does.
+	return earliest(a, p.reminder(), p.deferredSend())
+}
+
+// stageNext is the next step of the stage's own plan.
+func (p planner) stageNext() action {
 	s, c := p.s, p.c
 	switch s.Stage {
 	case customer.StagePending:
@@ -179,6 +206,20 @@ func (p planner) holiday() action {
 		Category: p.category(h.Template),
 		advance:  func(s *JourneyState, _ time.Time) { s.LastHolidayAt = at },
 	}
+	if p.v11 && a.Category == customer.CategoryMarketing {
+		// The contact policy holds for greetings too; one it would send
+		// more than a day late is not sent on the wrong day.
+		d := p.c.Sending.Schedule(at, p.loc, p.s.RecentSends)
+		switch {
+		case d.Drop:
+			a.Kind, a.Reason = actSkip, "frequency cap reached"
+			return a
+		case d.At.Sub(at) > lateHolidayLimit:
+			a.Kind, a.At, a.Reason = actSkip, d.At, "the contact policy ("+strings.Join(d.Reasons, ", ")+") would send it more than a day late"
+			return a
+		}
+		a.At, a.Due, a.Deferral = d.At, at, d.Reasons
+	}
 	if p.now.Sub(at) > lateHolidayLimit {
 		a.Kind, a.Reason = actSkip, "more than a day late"
 	}
@@ -196,11 +237,82 @@ func (p planner) ask() action {
 	}
 	at := from.Add(c.AskEvery.D())
 	tpl := c.Asks[p.s.AskIndex%len(c.Asks)]
+	if p.v11 {
+		// Advocacy: a detractor is asked nothing; an advocate is not asked
+		// for what they did already; a promoter is asked now.
+		if p.s.Detractor {
+			return action{}
+		}
+		skip := 0
+		for skip < len(c.Asks) && slices.Contains(p.s.AsksEnded, c.Asks[(p.s.AskIndex+skip)%len(c.Asks)]) {
+			skip++
+		}
+		if skip == len(c.Asks) {
+			return action{}
+		}
+		tpl = c.Asks[(p.s.AskIndex+skip)%len(c.Asks)]
+		if p.s.AskNow {
+			at = p.now
+		}
+		// The next ask counts from when this one went out: one held back
+		// (a detractor's months) does not bring the next one at once.
+		return p.send(at, fmt.Sprintf("ask-%d", p.s.AskIndex+1), tpl, func(s *JourneyState, sentAt time.Time) {
+			s.AskIndex += skip + 1
+			s.LastAskAt = sentAt
+			s.AskNow = false
+		})
+	}
 	a := p.send(at, fmt.Sprintf("ask-%d", p.s.AskIndex+1), tpl, func(s *JourneyState, _ time.Time) {
 		s.AskIndex++
 		s.LastAskAt = at
 	})
 	return a
+}
+
+// reminder plans the next reminder of the dates the CRM sent, in the
+// campaign's order. A reminder whose time passed more than a day before
+// its date arrived (a renewal date set three days before, a reminder a
+// week before) is skipped, not sent late.
+func (p planner) reminder() action {
+	best := action{Kind: actWait}
+	for _, r := range p.c.Reminders {
+		value, ok := p.s.Dates[r.DateKey()]
+		done := r.ID + "@" + value
+		if !ok || slices.Contains(p.s.RemindersDone, done) {
+			continue
+		}
+		due, err := r.Due(value, p.loc)
+		if err != nil {
+			continue // rules checked it; a campaign change cannot make it fail
+		}
+		mark := func(s *JourneyState, _ time.Time) { s.RemindersDone = append(s.RemindersDone, done) }
+		a := p.sendKeyed(due, "reminder-"+r.ID, r.Template, p.key("reminder/"+done), mark)
+		a.AnyStage, a.Date = true, r.ShowDate(value, p.loc)
+		if p.now.Sub(due) > lateHolidayLimit {
+			a.Kind, a.At, a.Reason = actSkip, p.now, "its time passed before the date arrived"
+		}
+		best = earliest(best, a)
+	}
+	return best
+}
+
+// deferredSend plans the first email the ledger deferred that still fits:
+// one of the stage it was planned in, or a reminder.
+func (p planner) deferredSend() action {
+	best := action{Kind: actWait}
+	for _, d := range p.s.Deferred {
+		if d.StageSeq != 0 && d.StageSeq != p.s.StageSeq {
+			continue
+		}
+		key := d.Key
+		drop := func(s *JourneyState, _ time.Time) {
+			s.Deferred = slices.DeleteFunc(s.Deferred, func(x DeferredSend) bool { return x.Key == key })
+		}
+		a := p.sendKeyed(d.At, d.StepID, d.Template, key, drop)
+		a.AnyStage = d.StageSeq == 0
+		best = earliest(best, a)
+	}
+	return best
 }
 
 func (p planner) inactivity() action {
@@ -219,13 +331,27 @@ func (p planner) inactivity() action {
 // send plans an email due at `due`, applying the recipient's quiet hours and
 // the frequency cap to marketing mail.
 func (p planner) send(due time.Time, stepID, template string, advance func(*JourneyState, time.Time)) action {
+	return p.sendKeyed(due, stepID, template, p.key(fmt.Sprintf("%s#%d/%s", p.s.Stage, p.s.StageSeq, stepID)), advance)
+}
+
+// sendKeyed plans an email under its send key; see send.
+func (p planner) sendKeyed(due time.Time, stepID, template, key string, advance func(*JourneyState, time.Time)) action {
 	cat := p.category(template)
 	a := action{
 		Kind: actSend, At: due, StepID: stepID, Template: template, Category: cat,
-		Key:     p.key(fmt.Sprintf("%s#%d/%s", p.s.Stage, p.s.StageSeq, stepID)),
-		advance: advance,
+		Key: key, advance: advance,
 	}
 	if cat != customer.CategoryMarketing {
+		return a
+	}
+	if p.v11 {
+		// The contact policy, in one place (campaign.Sending.Schedule).
+		d := p.c.Sending.Schedule(due, p.loc, p.s.RecentSends)
+		if d.Drop {
+			a.Kind, a.Reason = actSkip, "frequency cap reached"
+			return a
+		}
+		a.At, a.Due, a.Deferral = d.At, due, d.Reasons
 		return a
 	}
 	at := p.c.Sending.QuietHours.NextAllowed(due, p.loc)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -100,6 +101,8 @@ func (j *journey) view() JourneyView {
 		BehaviourScore: j.s.Behaviour, MailSuppressed: j.s.MailSuppressed, Tags: slices.Clone(j.s.Tags), Run: j.s.Run,
 		Timeline:   append([]TimelineEntry(nil), j.s.Timeline...),
 		CRMBacklog: len(j.s.CRM.Writes), CRMError: j.s.CRM.LastError, WaitingFor: j.waitingFor,
+		Advocate: j.s.Advocate, Detractor: j.s.Detractor, NPSScore: j.s.NPSScore, AsksEnded: slices.Clone(j.s.AsksEnded),
+		Dates: maps.Clone(j.s.Dates), Deferred: len(j.s.Deferred),
 	}
 	if j.crmBackedUp() {
 		v.CRMRetryAt = j.s.CRM.RetryAt

@@ -25,6 +25,9 @@ type rules struct {
 	s   *JourneyState
 	c   *campaign.Campaign
 	now time.Time // journey clock
+	// v11 turns on what release 1.1 added (reminders, advocacy and
+	// feedback, the contact policy); runs of 1.0 histories replay without.
+	v11 bool
 	// writes are the CRM writes the changes so far need, in order.
 	writes []activities.CRMWrite
 	// notices are the emails to owners the changes call for (a handoff, a
@@ -113,6 +116,13 @@ func (r *rules) event(e Event) {
 	// not undo what the stage change did.
 	stale := at.Before(s.StageEnteredAt)
 	r.tags(e)
+	// used: the event meant something to the campaign's reminders or
+	// advocacy rules even where it changes nothing else.
+	used := false
+	if r.v11 && e.Type != customer.EventErase {
+		used = r.reminderDates(e)
+		used = r.feedback(e) || used
+	}
 	switch e.Type {
 	case customer.EventUnsubscribe:
 		r.suppress(customer.ReasonUnsubscribed)
@@ -196,7 +206,7 @@ func (r *rules) event(e Event) {
 			return
 		}
 	}
-	if !isLead(stage) && r.c.Scoring.EventPointsFor(e.Type) == 0 && !r.c.IsActivity(e.Type) {
+	if !isLead(stage) && r.c.Scoring.EventPointsFor(e.Type) == 0 && !r.c.IsActivity(e.Type) && !used {
 		s.note(now, "event", fmt.Sprintf("%s recorded (no effect in %s)", e.Type, stage))
 	}
 }
@@ -315,6 +325,9 @@ func (r *rules) transition(to customer.Stage, reason string) {
 	if to == customer.StageChurned {
 		s.ChurnAttempts = 0
 	}
+	// Emails the ledger deferred belong to the stage they were planned in
+	// (reminders, StageSeq 0, to none).
+	s.Deferred = slices.DeleteFunc(s.Deferred, func(d DeferredSend) bool { return d.StageSeq != 0 })
 	s.note(r.now, "stage", fmt.Sprintf("%s → %s: %s", from, to, reason))
 }
 
@@ -446,4 +459,150 @@ func (r *rules) writeTags(add, remove []string) {
 		r.write(activities.CRMWrite{Tags: &activities.TagsInput{CustomerID: r.s.CustomerID, Add: add[:n], Remove: remove[:m]}})
 		add, remove = add[n:], remove[m:]
 	}
+}
+
+// changeTags adds and removes tags (the advocacy tags), writing only what
+// changes.
+func (r *rules) changeTags(add, remove []string) {
+	s := r.s
+	next := changedTags(s.Tags, add, remove)
+	if slices.Equal(next, s.Tags) || len(next) > customer.MaxTagsPerContact {
+		return
+	}
+	var added, removed []string
+	for _, t := range add {
+		if !slices.Contains(s.Tags, t) && slices.Contains(next, t) {
+			added = append(added, t)
+		}
+	}
+	for _, t := range remove {
+		if slices.Contains(s.Tags, t) {
+			removed = append(removed, t)
+		}
+	}
+	s.Tags = next
+	r.writeTags(added, removed)
+}
+
+// hasCustomer: the journey has a customer to ask, task or remind (signed
+// up, still mailable by the journey).
+func (r *rules) hasCustomer() bool {
+	switch r.s.Stage {
+	case customer.StagePending, customer.StageUnsubscribed, customer.StageErased:
+		return false
+	}
+	return r.s.HasSignup
+}
+
+// feedback applies advocacy and NPS events (campaign.Advocacy): advocates
+// are tagged and their pointless asks end; a promoter is asked at once; a
+// detractor is asked nothing more and opens a task for the owner, with a
+// notice.
+func (r *rules) feedback(e Event) (used bool) {
+	s, c := r.s, r.c
+	if !r.hasCustomer() {
+		return false
+	}
+	adv, ok := c.Advocacy.AdvocacyFor(e.Type)
+	if ok {
+		s.Advocate = true
+		r.changeTags([]string{customer.TagAdvocate}, nil)
+		ended := ""
+		for _, ask := range adv.EndsAsks {
+			if !slices.Contains(s.AsksEnded, ask) {
+				s.AsksEnded = append(s.AsksEnded, ask)
+				ended += ", " + ask
+			}
+		}
+		msg := e.Type + ": an advocate now"
+		if ended != "" {
+			msg += "; no more " + strings.TrimPrefix(ended, ", ")
+		}
+		s.note(r.now, "advocacy", msg)
+	}
+	score, band, answered := c.Advocacy.NPSAnswer(e.Type, e.Properties)
+	if !answered {
+		return ok
+	}
+	s.NPSScore = &score
+	s.NPSAnswers++
+	switch band {
+	case campaign.NPSPromoter:
+		s.Advocate, s.Detractor, s.AskNow = true, false, true
+		r.changeTags([]string{customer.TagAdvocate, customer.TagPromoter}, []string{customer.TagDetractor})
+		s.note(r.now, "feedback", fmt.Sprintf("NPS %d: a promoter and an advocate; the next ask goes out now", score))
+	case campaign.NPSPassive:
+		s.Detractor = false
+		r.changeTags(nil, []string{customer.TagPromoter, customer.TagDetractor})
+		s.note(r.now, "feedback", fmt.Sprintf("NPS %d: passive", score))
+	case campaign.NPSDetractor:
+		s.Detractor, s.AskNow = true, false
+		r.changeTags([]string{customer.TagDetractor}, []string{customer.TagPromoter})
+		d := c.Advocacy.Detractor
+		owner := orDefault(s.Contact.OwnerEmail, orDefault(c.Onboarding.DeliveryOwnerEmail, c.Sales.OwnerEmail))
+		r.write(activities.CRMWrite{Task: &activities.TaskInput{
+			Key: s.key("detractor", s.NPSAnswers), CustomerID: s.CustomerID, OwnerEmail: owner,
+			Kind: customer.TaskDetractorFollowUp, Title: d.DetractorTaskTitle(displayName(s), score),
+			DueAt: r.now.Add(max(d.TaskDue.D(), 0)),
+		}})
+		r.notify(fmt.Sprintf("detractor-alert-%d", s.NPSAnswers), d.NotifyTemplate, owner)
+		s.note(r.now, "feedback", fmt.Sprintf("NPS %d: a detractor; asks stop, %s gets a task", score, owner))
+	}
+	return true
+}
+
+// reminderDates takes the reminder dates an event carries: a new value
+// reschedules the reminders that follow it, an empty or null one cancels
+// them, one that is not a date is noted and ignored.
+func (r *rules) reminderDates(e Event) (used bool) {
+	s := r.s
+	var done []string // date keys this event already set
+	for _, rem := range r.c.Reminders {
+		key := rem.DateKey()
+		raw, present := e.Properties[rem.Date]
+		if !rem.Follows(e.Type) || !present || slices.Contains(done, key) {
+			continue
+		}
+		done = append(done, key)
+		used = true
+		value := ""
+		switch v := raw.(type) {
+		case nil:
+		case string:
+			value = strings.TrimSpace(v)
+		default:
+			s.note(r.now, "ignored", fmt.Sprintf("event %s: %s is not a date (%T)", e.ID, rem.Date, raw))
+			continue
+		}
+		if value != "" {
+			if err := campaign.CheckDate(value); err != nil {
+				s.note(r.now, "ignored", fmt.Sprintf("event %s: %s: %v", e.ID, rem.Date, err))
+				continue
+			}
+		}
+		old, had := s.Dates[key]
+		if value == old && (had || value == "") {
+			continue
+		}
+		// The reminders done for the old date do not carry over.
+		s.RemindersDone = slices.DeleteFunc(s.RemindersDone, func(d string) bool {
+			id, _, _ := strings.Cut(d, "@")
+			return slices.ContainsFunc(r.c.Reminders, func(x campaign.Reminder) bool { return x.ID == id && x.DateKey() == key })
+		})
+		if value == "" {
+			delete(s.Dates, key)
+			s.note(r.now, "reminder", fmt.Sprintf("%s cleared: its reminders are cancelled", key))
+			continue
+		}
+		if s.Dates == nil {
+			s.Dates = map[string]string{}
+		}
+		s.Dates[key] = value
+		verb := "set"
+		if had {
+			verb = "moved from " + old + " to"
+		}
+		s.note(r.now, "reminder", fmt.Sprintf("%s %s %s", key, verb, value))
+	}
+	return used
 }

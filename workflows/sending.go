@@ -94,7 +94,7 @@ func (j *journey) unwanted(req sendRequest) string {
 		return "address " + s.SuppressedReason
 	case req.toCustomer && req.marketing && s.Stage == customer.StageUnsubscribed:
 		return "customer unsubscribed"
-	case req.toCustomer && req.marketing && s.StageSeq != req.stageSeq:
+	case req.toCustomer && req.marketing && req.stageSeq != 0 && s.StageSeq != req.stageSeq:
 		return fmt.Sprintf("customer moved on to %s", s.Stage)
 	}
 	return ""
@@ -122,6 +122,19 @@ func (j *journey) collectSend(ctx workflow.Context) {
 		return
 	}
 	switch res.Status {
+	case activities.SendDeferred:
+		// Another sender (a broadcast) mailed the customer moments ago: the
+		// ledger says when this one may go; plan it again for then, under
+		// its key.
+		until := j.s.journeyTime(res.DeferredUntil)
+		in := f.req.in
+		j.s.Deferred = append(j.s.Deferred, DeferredSend{
+			Key: in.Key, StepID: in.Step, Template: in.Template, Category: customer.CategoryMarketing,
+			StageSeq: f.req.stageSeq, At: until, Reason: res.Reason,
+		})
+		j.s.note(now, "deferred", fmt.Sprintf("%s: the send ledger holds it until %s (%s, across every sender)",
+			f.req.label, until.In(j.loc).Format("Mon 2006-01-02 15:04 MST"), res.Reason))
+		return
 	case activities.SendSent, activities.SendDuplicate:
 		if f.req.marketing && f.req.toCustomer {
 			capMax := 0
@@ -173,11 +186,27 @@ func (j *journey) sendStep(ctx workflow.Context, act action) {
 		return
 	}
 	extra := map[string]string{campaign.ExtraReferralCode: referralCode(j.s.CustomerID)}
+	if act.Date != "" {
+		extra[campaign.ExtraDate] = act.Date
+	}
+	in := j.sendInput(act.Key, act.StepID, act.Template, j.s.Contact.Email, displayName(j.s), extra)
+	stageSeq := j.s.StageSeq
+	if act.AnyStage {
+		// A reminder is about a date, not a stage: leaving the stage does
+		// not cancel it (the ledger's stage check neither).
+		stageSeq, in.StageSeq = 0, 0
+	}
+	if j.v11 && act.Category == customer.CategoryMarketing {
+		in.Policy = j.ledgerPolicy()
+		if len(act.Deferral) > 0 {
+			in.Due, in.Deferral = act.Due, act.Deferral
+		}
+	}
 	j.requestSend(sendRequest{
-		in:         j.sendInput(act.Key, act.StepID, act.Template, j.s.Contact.Email, displayName(j.s), extra),
+		in:         in,
 		label:      act.label(),
 		toCustomer: true, marketing: act.Category == customer.CategoryMarketing,
-		stageSeq: j.s.StageSeq, at: now,
+		stageSeq: stageSeq, at: now,
 	})
 }
 
@@ -201,6 +230,22 @@ func (j *journey) sendInternal(ctx workflow.Context, step, template, to string) 
 		in:    j.sendInput(key, step, template, to, "", extra),
 		label: step + " to " + to, stageSeq: j.s.StageSeq, at: j.now(ctx),
 	})
+}
+
+// ledgerPolicy is the campaign's cap and gap for the send ledger's check,
+// in real time: a time-scaled journey's policy is its scale shorter.
+func (j *journey) ledgerPolicy() *activities.ContactPolicy {
+	sc := j.c.Sending
+	scale := max(j.s.TimeScale, 1)
+	inReal := func(d campaign.Duration) time.Duration { return time.Duration(float64(d.D()) / scale) }
+	p := &activities.ContactPolicy{MinGap: inReal(sc.MinGap)}
+	if fc := sc.FrequencyCap; fc != nil && fc.Max >= 1 && fc.Window > 0 {
+		p.CapMax, p.CapWindow = fc.Max, inReal(fc.Window)
+	}
+	if p.MinGap <= 0 && p.CapMax == 0 {
+		return nil
+	}
+	return p
 }
 
 func (j *journey) sendInput(key, step, template, to, toName string, extra map[string]string) activities.SendEmailInput {

@@ -94,7 +94,7 @@ func (j *journey) decodeEvents(ctx workflow.Context, raw json.RawMessage) []Even
 // the owners' notices they call for.
 func (j *journey) apply(ctx workflow.Context, fn func(r *rules)) {
 	seq, from := j.s.StageSeq, j.s.Stage
-	r := &rules{s: j.s, c: j.c, now: j.now(ctx)}
+	r := &rules{s: j.s, c: j.c, now: j.now(ctx), v11: j.v11}
 	fn(r)
 	j.commit(ctx, r, seq, from)
 }
@@ -158,7 +158,8 @@ func (j *journey) handleEvents(ctx workflow.Context, events []Event) {
 			at = workflow.Now(ctx)
 		}
 		r := activities.EventRecord{ID: e.ID, Type: e.Type, At: at, Properties: e.Properties}
-		if !customer.IsKnownEvent(e.Type) && !j.c.IsActivity(e.Type) && j.c.Scoring.EventPointsFor(e.Type) == 0 {
+		if !customer.IsKnownEvent(e.Type) && !j.c.IsActivity(e.Type) && j.c.Scoring.EventPointsFor(e.Type) == 0 &&
+			!(j.v11 && j.c.Follows(e.Type)) {
 			r.IgnoredReason = "unknown event type"
 			ignored[e.ID] = r.IgnoredReason
 		}
@@ -173,7 +174,7 @@ func (j *journey) handleEvents(ctx workflow.Context, events []Event) {
 	sort.SliceStable(fresh, func(x, y int) bool { return fresh[x].At.Before(fresh[y].At) })
 
 	seq, from := j.s.StageSeq, j.s.Stage
-	trial := &rules{s: j.s.clone(), c: j.c, now: now}
+	trial := &rules{s: j.s.clone(), c: j.c, now: now, v11: j.v11}
 	j.applyFresh(trial, fresh, ignored, nil)
 	if len(j.s.CRM.Writes) > 0 {
 		// A backlog waits: the log write joins it, in order.
@@ -203,7 +204,7 @@ func (j *journey) handleEvents(ctx workflow.Context, events []Event) {
 	for _, id := range res.New {
 		isNew[id] = true
 	}
-	r := &rules{s: j.s, c: j.c, now: now}
+	r := &rules{s: j.s, c: j.c, now: now, v11: j.v11}
 	j.applyFresh(r, fresh, ignored, isNew)
 	j.commit(ctx, r, seq, from)
 }

@@ -88,6 +88,42 @@ type JourneyState struct {
 	CRM CRMBacklog `json:"crm"`
 
 	Run int `json:"run"`
+
+	// Advocacy and feedback (release 1.1): an advocate left a review,
+	// referred someone or answered the NPS as a promoter; AsksEnded are
+	// the asks their advocacy made pointless; a detractor gets no asks; a
+	// promoter's answer asks at once (AskNow). NPSScore is the latest
+	// answer, NPSAnswers counts them (the detractor tasks' keys).
+	Advocate   bool     `json:"advocate,omitempty"`
+	Detractor  bool     `json:"detractor,omitempty"`
+	AskNow     bool     `json:"ask_now,omitempty"`
+	AsksEnded  []string `json:"asks_ended,omitempty"`
+	NPSScore   *int     `json:"nps_score,omitempty"`
+	NPSAnswers int      `json:"nps_answers,omitempty"`
+
+	// Dates are the reminder dates the CRM sent, by the campaign's date
+	// key (campaign.Reminder.DateKey), as sent; RemindersDone the
+	// reminders sent or skipped for them ("<reminder id>@<date>"). Both
+	// hold only the campaign's date keys: bounded by its reminders.
+	Dates         map[string]string `json:"dates,omitempty"`
+	RemindersDone []string          `json:"reminders_done,omitempty"`
+
+	// Deferred are marketing emails the send ledger held back under the
+	// contact policy (another source, a broadcast, mailed the customer
+	// moments before): each is sent again, under its key, when due.
+	Deferred []DeferredSend `json:"deferred,omitempty"`
+}
+
+// DeferredSend is an email the ledger deferred.
+type DeferredSend struct {
+	Key      string            `json:"key"`
+	StepID   string            `json:"step_id"`
+	Template string            `json:"template"`
+	Category customer.Category `json:"category"`
+	// StageSeq is the stage it belongs to (0: any stage, a reminder).
+	StageSeq int       `json:"stage_seq"`
+	At       time.Time `json:"at"`
+	Reason   string    `json:"reason"`
 }
 
 // CRMBacklog holds the CRM writes a journey has decided on and the CRM does
@@ -119,6 +155,14 @@ func (s *JourneyState) clone() *JourneyState {
 	c.Contributions = maps.Clone(s.Contributions)
 	c.RecentSends = slices.Clone(s.RecentSends)
 	c.Tags = slices.Clone(s.Tags)
+	c.AsksEnded = slices.Clone(s.AsksEnded)
+	c.Dates = maps.Clone(s.Dates)
+	c.RemindersDone = slices.Clone(s.RemindersDone)
+	c.Deferred = slices.Clone(s.Deferred)
+	if s.NPSScore != nil {
+		n := *s.NPSScore
+		c.NPSScore = &n
+	}
 	c.SeenEvents = slices.Clone(s.SeenEvents)
 	c.Timeline = slices.Clone(s.Timeline)
 	c.CRM.Writes = slices.Clone(s.CRM.Writes)
