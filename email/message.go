@@ -26,6 +26,8 @@ const (
 	// CategoryTransactional is mail the customer needs regardless of
 	// marketing consent (receipts, owner notifications, ...).
 	CategoryTransactional = string(customer.CategoryTransactional)
+	// HeaderCategory carries the category on every email.
+	HeaderCategory gomail.Header = "X-Lifecycle-Category"
 )
 
 // Message is one email to one recipient.
@@ -259,6 +261,10 @@ func build(m Message, from *mail.Address) (*gomail.Msg, error) {
 		msg.SetListUnsubscribe(m.UnsubscribeURL)
 		msg.SetListUnsubscribePost()
 	}
+	// The category is labelled on every email, so a receiving system or a
+	// person reading the headers can tell the mail the contact policy and
+	// unsubscribes govern from the mail they do not.
+	msg.SetGenHeader(HeaderCategory, m.Category)
 	for _, name := range names {
 		msg.SetGenHeader(gomail.Header(name), m.Headers[name])
 	}

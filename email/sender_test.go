@@ -148,6 +148,7 @@ func TestSendArrivesWithHeadersAndParts(t *testing.T) {
 		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		"X-Journey-Step":        "trial/welcome",
 		"X-Campaign-Version":    "7",
+		"X-Lifecycle-Category":  "marketing",
 	} {
 		if got := hdr.Get(name); got != want {
 			t.Errorf("header %s = %q, want %q", name, got, want)
@@ -188,6 +189,9 @@ func TestTransactionalWithoutUnsubscribeHasNoListHeaders(t *testing.T) {
 	hdr := http.Header(h)
 	if v := hdr.Get("List-Unsubscribe"); v != "" {
 		t.Errorf("List-Unsubscribe = %q on transactional mail without URL", v)
+	}
+	if v := hdr.Get("X-Lifecycle-Category"); v != "transactional" {
+		t.Errorf("X-Lifecycle-Category = %q, want transactional", v)
 	}
 	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("Content-Type = %q, want text/plain", ct)
