@@ -94,6 +94,9 @@ type Temporal struct {
 	// worker keeps open (split between its sticky queue and the shared
 	// one; the SDK's default is 2, and the SDK needs at least 2).
 	WorkflowTaskPollers int `env:"WORKER_WORKFLOW_POLLERS" envDefault:"2"`
+	// Connection is TLS, mTLS and the API key of a secured cluster or
+	// Temporal Cloud (temporal_tls.go).
+	Connection Connection
 }
 
 // DevPayloadKEK is the key-encryption key of the local stack. It is public,
@@ -180,16 +183,22 @@ func (t Temporal) Compress() bool {
 }
 
 // ClientOptions are the Temporal client options every process of this
-// project dials with; callers add their logger and metrics.
-func (t Temporal) ClientOptions() client.Options {
+// project dials with, TLS and credentials included; callers add their
+// logger and metrics. A configuration that passed Validate always gives
+// options.
+func (t Temporal) ClientOptions() (client.Options, error) {
 	var compression client.GrpcCompression = &client.GrpcCompressionGzip{}
 	if !t.Compress() {
 		compression = &client.GrpcCompressionNone{}
 	}
-	return client.Options{
+	opts := client.Options{
 		HostPort: t.Address, Namespace: t.Namespace,
 		ConnectionOptions: client.ConnectionOptions{GrpcCompression: compression},
 	}
+	if err := t.Connection.apply(&opts); err != nil {
+		return client.Options{}, err
+	}
+	return opts, nil
 }
 
 // SMTP says how email leaves the system.
@@ -255,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.Temporal.WorkflowCacheSize < 1 {
 		bad("WORKER_CACHE_SIZE", strconv.Itoa(c.Temporal.WorkflowCacheSize), "must be at least 1")
+	}
+	if err := c.Temporal.Connection.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Temporal.WorkflowTaskPollers < 2 {
 		bad("WORKER_WORKFLOW_POLLERS", strconv.Itoa(c.Temporal.WorkflowTaskPollers), "must be at least 2 (one for the worker's sticky queue, one for the shared one)")

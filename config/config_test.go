@@ -75,7 +75,9 @@ func TestGRPCCompressionAutoIsOffOnlyForThisMachine(t *testing.T) {
 		c, err := LoadFrom(map[string]string{"TEMPORAL_ADDRESS": tc.address, "TEMPORAL_GRPC_COMPRESSION": tc.mode})
 		require.NoError(t, err)
 		assert.Equal(t, tc.compress, c.Temporal.Compress(), "%s %s", tc.address, tc.mode)
-		_, none := c.Temporal.ClientOptions().ConnectionOptions.GrpcCompression.(*client.GrpcCompressionNone)
+		opts, err := c.Temporal.ClientOptions()
+		require.NoError(t, err)
+		_, none := opts.ConnectionOptions.GrpcCompression.(*client.GrpcCompressionNone)
 		assert.Equal(t, !tc.compress, none, "%s %s: client options", tc.address, tc.mode)
 	}
 }

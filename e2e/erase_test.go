@@ -272,7 +272,8 @@ func pgDump(t *testing.T, databaseURL string) string {
 // server stores.
 func rawClient(t *testing.T, s *stack) client.Client {
 	t.Helper()
-	opts := s.Cfg.Temporal.ClientOptions()
+	opts, err := s.Cfg.Temporal.ClientOptions()
+	require.NoError(t, err)
 	opts.Logger = tlog.NewStructuredLogger(stacktest.QuietLogger())
 	c, err := client.Dial(opts)
 	require.NoError(t, err)

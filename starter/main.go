@@ -168,7 +168,11 @@ func (a *app) connectCtx(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := enc.Options(cfg.Temporal)
+	opts, err := enc.Options(cfg.Temporal)
+	if err != nil {
+		enc.Close()
+		return err
+	}
 	opts.Logger = quietLogger{}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

@@ -50,7 +50,8 @@ func temporalClient(t *testing.T) client.Client {
 	enc, err := temporalclient.NewEncryption(cfg)
 	require.NoError(t, err)
 	t.Cleanup(enc.Close)
-	opts := enc.Options(cfg.Temporal)
+	opts, err := enc.Options(cfg.Temporal)
+	require.NoError(t, err)
 	opts.HostPort, opts.Namespace, opts.Logger = addr, ns, quietLogger{}
 	c, err := client.Dial(opts)
 	require.NoError(t, err)

@@ -61,7 +61,10 @@ func run() error {
 		return err
 	}
 	defer enc.Close()
-	opts := enc.Options(cfg.Temporal)
+	opts, err := enc.Options(cfg.Temporal)
+	if err != nil {
+		return err
+	}
 	opts.Logger, opts.MetricsHandler = tlog.NewStructuredLogger(logger), sdkMetrics
 	c, err := client.Dial(opts)
 	if err != nil {

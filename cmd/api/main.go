@@ -65,7 +65,10 @@ func run(campaignID string) error {
 		return err
 	}
 	defer enc.Close()
-	opts := enc.Options(cfg.Temporal)
+	opts, err := enc.Options(cfg.Temporal)
+	if err != nil {
+		return err
+	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
 	c, err := client.NewLazyClient(opts)
 	if err != nil {

@@ -86,7 +86,8 @@ func New(t testing.TB, extraEnv map[string]string) *Stack {
 	enc, err := temporalclient.NewEncryption(cfg)
 	require.NoError(t, err)
 	t.Cleanup(enc.Close)
-	opts := enc.Options(cfg.Temporal)
+	opts, err := enc.Options(cfg.Temporal)
+	require.NoError(t, err)
 	opts.HostPort, opts.Logger = temporalAddr, tlog.NewStructuredLogger(QuietLogger())
 	c, err := client.Dial(opts)
 	require.NoError(t, err)
@@ -140,11 +141,23 @@ func (p *Process) Kill() error {
 // tail of its log is logged.
 func (s *Stack) StartProcess(t testing.TB, bin string) *Process {
 	t.Helper()
+	return s.StartProcessEnv(t, bin, nil)
+}
+
+// StartProcessEnv is StartProcess with env laid over the stack's
+// environment: a second worker process on the same task queue needs a
+// METRICS_ADDR of its own, for one.
+func (s *Stack) StartProcessEnv(t testing.TB, bin string, env map[string]string) *Process {
+	t.Helper()
 	log, err := os.CreateTemp(t.TempDir(), "worker-*.log")
 	require.NoError(t, err)
 	cmd := exec.Command(bin)
 	cmd.Env = os.Environ()
 	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Later entries win (os/exec keeps the last value of a duplicate).
+	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = log, log

@@ -57,10 +57,14 @@ func (e *Encryption) Pool() *pgxpool.Pool { return e.pool }
 // Close releases the database pool.
 func (e *Encryption) Close() { e.pool.Close() }
 
-// Options are cfg's Temporal client options with the payload and failure
-// converters of e; callers add their logger and metrics.
-func (e *Encryption) Options(cfg config.Temporal) client.Options {
-	opts := cfg.ClientOptions()
+// Options are cfg's Temporal client options (TLS and credentials
+// included) with the payload and failure converters of e; callers add
+// their logger and metrics.
+func (e *Encryption) Options(cfg config.Temporal) (client.Options, error) {
+	opts, err := cfg.ClientOptions()
+	if err != nil {
+		return client.Options{}, err
+	}
 	privacy.Protect(&opts, e.Codec)
-	return opts
+	return opts, nil
 }

@@ -225,7 +225,11 @@ func (h *Harness) dial(dbURL string) (client.Client, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := enc.Options(cfg.Temporal)
+	opts, err := enc.Options(cfg.Temporal)
+	if err != nil {
+		enc.Close()
+		return nil, nil, err
+	}
 	opts.Logger = tlog.NewStructuredLogger(quiet())
 	c, err := client.Dial(opts)
 	if err != nil {
