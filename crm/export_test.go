@@ -3,3 +3,6 @@ package crm
 // SegmentPageQuery is segmentPageQuery, for the EXPLAIN test of package
 // crm_test: it plans exactly the statement and arguments SegmentPage runs.
 var SegmentPageQuery = segmentPageQuery
+
+// RecentMarketing is the contact policy's read, for the same test.
+const RecentMarketing = recentMarketing

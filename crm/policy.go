@@ -134,10 +134,16 @@ func lockForPolicy(ctx context.Context, tx pgx.Tx, customerIDs []string) error {
 // running, at its claimed_at — so that two claims in a row do not both
 // send. A claim whose lease ran out is not counted: it was abandoned, and
 // its retry is a key the ledger already holds.
+//
+// The key and address lookups are scalar subqueries with LIMIT 1, not
+// EXISTS: PostgreSQL may run an EXISTS as a "hashed SubPlan" that reads
+// the whole ledger (or suppression list) once per statement, which a
+// broadcast repeats per chunk; LIMIT 1 keeps them primary-key probes
+// (TestBroadcastStatementsProbeTheLedgerByKey).
 const recentMarketing = `
 SELECT t.send_key, now(),
-    EXISTS (SELECT 1 FROM email_log x WHERE x.send_key = t.send_key),
-    EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = t.email_hash),
+    (SELECT true FROM email_log x WHERE x.send_key = t.send_key LIMIT 1) IS NOT NULL,
+    (SELECT true FROM suppressions s WHERE s.email_hash = t.email_hash LIMIT 1) IS NOT NULL,
     ARRAY(
         SELECT e.sent_at FROM email_log e
         WHERE e.customer_id = t.customer_id AND e.category = 'marketing' AND e.status = 'sent'

@@ -234,7 +234,14 @@ func segmentPageQuery(q SegmentQuery) (string, []any) {
 
 	ledgerJoin, ledgerSkip := "", ""
 	if q.SendKeySuffix != "" {
-		ledgerJoin = "\nLEFT JOIN email_log l ON l.send_key = p.customer_id || " + arg(q.SendKeySuffix)
+		// A probe per contact by primary key, not a join: the planner
+		// hashes the whole ledger for a join once it thinks that cheaper
+		// than a page of probes, and the ledger grows with every send.
+		ledgerJoin = `
+LEFT JOIN LATERAL (
+    SELECT x.status, x.permanent FROM email_log x WHERE x.send_key = p.customer_id || ` + arg(q.SendKeySuffix) + `
+    LIMIT 1
+) l ON true`
 		ledgerSkip = `
         WHEN l.status = 'sent' THEN 'already_sent'
         WHEN l.status = 'failed' AND l.permanent THEN 'failed'
@@ -281,8 +288,11 @@ FROM (
     ORDER BY c.customer_id
     LIMIT $2
 ) p
-LEFT JOIN suppressions sup
-    ON sup.email_hash = encode(sha256(convert_to(lower(btrim(p.email)), 'UTF8')), 'hex')` + ledgerJoin + capJoin + gapJoin + `
+LEFT JOIN LATERAL (
+    SELECT x.reason FROM suppressions x
+    WHERE x.email_hash = encode(sha256(convert_to(lower(btrim(p.email)), 'UTF8')), 'hex')
+    LIMIT 1
+) sup ON true` + ledgerJoin + capJoin + gapJoin + `
 ORDER BY p.customer_id`
 
 	if len(q.Segment.Tags) > 0 {

@@ -243,3 +243,58 @@ func (n planNode) flatten() []planNode {
 	}
 	return out
 }
+
+// TestBroadcastStatementsProbeTheLedgerByKey: a broadcast's page query and
+// its claims' policy read look up the send ledger and the suppression list
+// by key, per recipient, never by reading either whole table: both grow
+// with every send (a million recipients is a million ledger rows), and a
+// page or a chunk that scans them makes a broadcast quadratic.
+func TestBroadcastStatementsProbeTheLedgerByKey(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	const n = 50_000
+	for _, q := range []string{`
+INSERT INTO contacts (customer_id, email, consent, stage)
+SELECT format('big-%s', lpad(i::text, 6, '0')), format('big-%s@example.com', i), true, 'active'
+FROM generate_series(1, $1::int) AS i`, `
+INSERT INTO email_log (send_key, customer_id, email, template, category, message_id, status, attempts, claimed_at, lease_until, sent_at)
+SELECT format('big-%s/broadcast/old', lpad(i::text, 6, '0')), format('big-%s', lpad(i::text, 6, '0')), format('big-%s@example.com', i),
+    'news', 'marketing', format('<m%s@example.com>', i), 'sent', 1, now(), now(), now() - interval '30 days'
+FROM generate_series(1, $1::int) AS i`, `
+INSERT INTO suppressions (email_hash, reason)
+SELECT encode(sha256(convert_to(format('gone-%s@example.com', i), 'UTF8')), 'hex'), 'unsubscribed'
+FROM generate_series(1, $1::int) AS i`} {
+		_, err := s.Pool().Exec(ctx, q, n)
+		require.NoError(t, err)
+	}
+	_, err := s.Pool().Exec(ctx, `ANALYZE`)
+	require.NoError(t, err)
+
+	noScan := func(name, query string, args ...any) {
+		var out string
+		require.NoError(t, s.Pool().QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+query, args...).Scan(&out))
+		var plan []struct {
+			Plan planNode `json:"Plan"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &plan), out)
+		require.Len(t, plan, 1)
+		for _, node := range plan[0].Plan.flatten() {
+			assert.False(t, node.NodeType == "Seq Scan" && (node.RelationName == "email_log" || node.RelationName == "suppressions"),
+				"%s: a Seq Scan on %s:\n%s", name, node.RelationName, out)
+		}
+	}
+	query, args := crm.SegmentPageQuery(crm.SegmentQuery{
+		Segment: crm.Segment{CustomerIDPrefix: "big-"}, After: "big-020000", Limit: 500, SendKeySuffix: "/broadcast/new",
+		Cap: &crm.MarketingCap{Max: 3, Window: 7 * 24 * time.Hour}, MinGap: 4 * time.Hour,
+	})
+	noScan("segment page", query, args...)
+
+	keys, customers, hashes, lookbacks := []string{}, []string{}, []string{}, []int64{}
+	for i := 20_001; i <= 20_256; i++ {
+		id := fmt.Sprintf("big-%06d", i)
+		keys, customers = append(keys, id+"/broadcast/new"), append(customers, id)
+		hashes, lookbacks = append(hashes, crm.HashEmail(fmt.Sprintf("big-%d@example.com", i))), append(lookbacks, (7*24*time.Hour).Microseconds())
+	}
+	noScan("contact policy read", crm.RecentMarketing, keys, customers, hashes, lookbacks)
+}

@@ -66,6 +66,7 @@ type Config struct {
 	EventsPerCustomer         int // events per customer (one signal) in that run
 	EventRounds               int // open-loop rounds, each paired with its own raw limit
 	Broadcast                 int
+	BroadcastScale            int // recipients of the broadcast-scale phase (not in the default phases)
 	CostScale                 float64
 	CostJourneys              int
 	Idle                      int
@@ -130,6 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 		{"signups", h.signups},
 		{"events", h.events},
 		{"broadcast", h.broadcast},
+		{"broadcast-scale", h.broadcastScale},
 		{"cost", h.cost},
 		{"idle", h.idle},
 	}

@@ -57,6 +57,7 @@ type Results struct {
 	Limits   map[string]float64 `json:"limits"`
 	Cost     *CostReport        `json:"cost,omitempty"`
 	Idle     *IdleReport        `json:"idle,omitempty"`
+	Scale    *ScaleReport       `json:"scale,omitempty"`
 	Profile  string             `json:"profile,omitempty"`
 	Notes    []string           `json:"notes,omitempty"`
 }

@@ -46,6 +46,7 @@ func main() {
 	flag.IntVar(&cfg.EventsPerCustomer, "events-per-customer", 5, "events per journey coalesced into one signal")
 	flag.IntVar(&cfg.EventRounds, "event-rounds", 5, "open-loop events rounds, each right after its own raw signal-with-start limit; the median ratio is reported")
 	flag.IntVar(&cfg.Broadcast, "broadcast", 10000, "broadcast recipients (each run: Mailpit, null sink)")
+	flag.IntVar(&cfg.BroadcastScale, "broadcast-scale", 1_000_000, "recipients of the broadcast-scale phase (null sink, worker process; not in the default -phases: add it, and -out elsewhere to keep the full report)")
 	flag.Float64Var(&cfg.CostScale, "cost-scale", 500_000, "TIME_SCALE of the cost journeys")
 	flag.IntVar(&cfg.CostJourneys, "cost-journeys", 2, "typical journeys run in parallel for the cost figures")
 	flag.IntVar(&cfg.Idle, "idle", 1000, "journeys waiting on timers (idle phase)")
