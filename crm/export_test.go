@@ -6,3 +6,6 @@ var SegmentPageQuery = segmentPageQuery
 
 // RecentMarketing is the contact policy's read, for the same test.
 const RecentMarketing = recentMarketing
+
+// MarkSentBatch is the statement that records a batch of sends as sent.
+const MarkSentBatch = markSentBatch

@@ -113,7 +113,10 @@ WITH input AS (
 ), decided AS (
     SELECT i.*, s.reason,
         s.reason IS NOT NULL AND (s.reason <> 'unsubscribed' OR i.category = 'marketing') AS blocked
-    FROM input i LEFT JOIN suppressions s ON s.email_hash = i.email_hash
+    FROM input i LEFT JOIN LATERAL (
+        -- a probe per claim (see markSentBatch on joins to unnest)
+        SELECT x.reason FROM suppressions x WHERE x.email_hash = i.email_hash LIMIT 1
+    ) s ON true
 )
 INSERT INTO email_log (send_key, customer_id, email, template, category, message_id,
     status, attempts, claimed_at, lease_until, error)
@@ -270,7 +273,7 @@ FROM email_log WHERE send_key = ANY($1::text[]) ORDER BY send_key FOR UPDATE`, e
 		if _, err := tx.Exec(ctx, `
 UPDATE email_log l SET status = 'suppressed', error = t.note, updated_at = now()
 FROM unnest($1::text[], $2::text[]) AS t(send_key, note)
-WHERE l.send_key = t.send_key`, suppKeys, suppNotes); err != nil {
+WHERE l.send_key = t.send_key AND l.send_key = ANY($1::text[])`, suppKeys, suppNotes); err != nil {
 			return err
 		}
 	}
@@ -279,7 +282,7 @@ WHERE l.send_key = t.send_key`, suppKeys, suppNotes); err != nil {
 UPDATE email_log l SET status = 'claimed', attempts = l.attempts + 1, email = t.email, claimed_at = now(),
     lease_until = now() + t.lease_us * interval '1 microsecond', updated_at = now()
 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(send_key, email, lease_us)
-WHERE l.send_key = t.send_key
+WHERE l.send_key = t.send_key AND l.send_key = ANY($1::text[])
 RETURNING l.send_key, l.lease_until`, retryKeys, retryEmails, retryLeases)
 		if err != nil {
 			return err
@@ -322,11 +325,7 @@ func (s *Store) MarkSentBatch(ctx context.Context, sends []SentAt) error {
 		}
 		keys[i], ats[i] = x.Key, nullTime(x.At)
 	}
-	tag, err := s.pool.Exec(ctx, `
-UPDATE email_log l SET status = 'sent', sent_at = COALESCE(l.sent_at, t.at, now()), error = '',
-    permanent = false, updated_at = now()
-FROM unnest($1::text[], $2::timestamptz[]) AS t(send_key, at)
-WHERE l.send_key = t.send_key`, keys, ats)
+	tag, err := s.pool.Exec(ctx, markSentBatch, keys, ats)
 	if err != nil {
 		return fmt.Errorf("mark %d sends sent: %w", len(sends), err)
 	}
@@ -335,6 +334,19 @@ WHERE l.send_key = t.send_key`, keys, ats)
 	}
 	return s.missingKeys(ctx, "mark sent", keys)
 }
+
+// markSentBatch records sends as sent. The "l.send_key = ANY($1)" repeats
+// the join's condition so that the ledger is read through its primary key:
+// joined to unnest() alone, PostgreSQL hash-joins the whole ledger once it
+// thinks that cheaper, and a broadcast marks sends a few at a time — every
+// mark then read every row the ledger ever had
+// (TestBroadcastStatementsProbeTheLedgerByKey). The updates below that
+// join unnest() carry the same condition.
+const markSentBatch = `
+UPDATE email_log l SET status = 'sent', sent_at = COALESCE(l.sent_at, t.at, now()), error = '',
+    permanent = false, updated_at = now()
+FROM unnest($1::text[], $2::timestamptz[]) AS t(send_key, at)
+WHERE l.send_key = t.send_key AND l.send_key = ANY($1::text[])`
 
 // MarkFailedBatch is MarkFailed for many keys with one reason: a permanent
 // failure makes later claims answer ClaimFailed, a transient one

@@ -297,4 +297,6 @@ FROM generate_series(1, $1::int) AS i`} {
 		hashes, lookbacks = append(hashes, crm.HashEmail(fmt.Sprintf("big-%d@example.com", i))), append(lookbacks, (7*24*time.Hour).Microseconds())
 	}
 	noScan("contact policy read", crm.RecentMarketing, keys, customers, hashes, lookbacks)
+	ats := make([]*time.Time, len(keys))
+	noScan("mark sent", crm.MarkSentBatch, keys, ats)
 }

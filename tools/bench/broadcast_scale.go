@@ -151,6 +151,14 @@ FROM generate_series($2::int, $3::int - 1) AS i`, seg.prefix, from, to); err != 
 	}
 	rep.Rate10k = float64(yard) / d.Seconds()
 
+	// Fresh planner statistics first: the ledger went from empty to the
+	// yardstick's 10,000 rows moments ago, and until autovacuum analyses it
+	// (a minute or more) PostgreSQL plans its statements for an empty
+	// table; that young-ledger effect (a broadcast at 0.4× in our runs,
+	// docs/benchmarks.md) is not what this phase measures.
+	if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
+		return err
+	}
 	sizeBefore, err := h.pgDatabaseSize(ctx, db)
 	if err != nil {
 		return err
