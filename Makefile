@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help tools up stop status build lint demo test record-histories bench
+.PHONY: help tools up stop status build lint demo test record-histories bench cluster-test
 
 help: ## show this list
 	@echo "make targets:"
@@ -41,3 +41,6 @@ record-histories: ## re-record the replay histories (workflows/testdata/historie
 
 bench: ## benchmarks on a stack of their own (Temporal :7263, Mailpit :1046/:8046), writes docs/benchmarks.md
 	tools/bench/run.sh
+
+cluster-test: ## e2e tests + bench on a real Temporal server (PostgreSQL, :7283; Mailpit :1066/:8066), then down
+	scripts/cluster.sh test

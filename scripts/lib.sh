@@ -124,3 +124,44 @@ stop_pid() {
 
 # sq VALUE: VALUE single-quoted for the shell.
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# Shared by the stack scripts (stack.sh, cluster.sh); they set ROOT, BIN,
+# TIMEOUT and, for PostgreSQL, PG_HOST and PG_PORT.
+
+# rel PATH: PATH relative to the repository, for messages.
+rel() { printf '%s' "${1#"$ROOT"/}"; }
+
+pg_local() { case "$PG_HOST" in 127.0.0.1 | localhost | ::1) return 0 ;; esac; return 1; }
+
+pg_reachable() {
+	if command -v pg_isready >/dev/null 2>&1; then
+		pg_isready -q -t 3 -d "$DATABASE_URL" >/dev/null 2>&1
+	else
+		port_open "$PG_HOST" "$PG_PORT"
+	fi
+}
+
+# tail_log FILE: the last lines written since the latest start.
+tail_log() {
+	local n
+	n=$(grep -n '^=== .* starting: ' "$1" 2>/dev/null | tail -n1 | cut -d: -f1)
+	tail -n +"${n:-1}" "$1" 2>/dev/null | tail -n 40 >&2 || true
+}
+
+# wait_for NAME CHECK PIDFILE LOGFILE
+wait_for() {
+	local name=$1 check=$2 pidfile=$3 logfile=$4 deadline=$((SECONDS + TIMEOUT))
+	until "$check"; do
+		if ! pid_alive "$pidfile" "$BIN/" >/dev/null; then
+			log "$name exited during start; last lines of $(rel "$logfile"):"
+			tail_log "$logfile"
+			exit 1
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			log "$name not healthy after ${TIMEOUT}s; last lines of $(rel "$logfile"):"
+			tail_log "$logfile"
+			exit 1
+		fi
+		sleep 0.25
+	done
+}

@@ -53,7 +53,6 @@ MAILPIT_BIN="$BIN/mailpit"
 # name=type pairs registered at Temporal start (see workflows/ for their use).
 SEARCH_ATTRIBUTES=(JourneyStage=Keyword LeadScore=Int CustomerID=Keyword CampaignVersion=Keyword)
 
-rel() { printf '%s' "${1#"$ROOT"/}"; }
 
 # ---------------------------------------------------------------- PostgreSQL
 
@@ -84,13 +83,6 @@ parse_pg_url() {
 	PG_PORT=${PG_PORT:-5432}
 }
 
-pg_reachable() {
-	if command -v pg_isready >/dev/null 2>&1; then
-		pg_isready -q -t 3 -d "$DATABASE_URL" >/dev/null 2>&1
-	else
-		port_open "$PG_HOST" "$PG_PORT"
-	fi
-}
 
 pg_wait() {
 	for _ in $(seq 1 60); do
@@ -100,7 +92,6 @@ pg_wait() {
 	return 1
 }
 
-pg_local() { case "$PG_HOST" in 127.0.0.1 | localhost | ::1) return 0 ;; esac; return 1; }
 
 # pg_start_cluster VER NAME: starts a Debian cluster and records that we did.
 pg_start_cluster() {
@@ -292,30 +283,7 @@ preflight_ports() {
   stop that process, or choose other ports with the variables named"
 }
 
-# tail_log FILE: the last lines written since the latest start.
-tail_log() {
-	local n
-	n=$(grep -n '^=== .* starting: ' "$1" 2>/dev/null | tail -n1 | cut -d: -f1)
-	tail -n +"${n:-1}" "$1" 2>/dev/null | tail -n 40 >&2 || true
-}
 
-# wait_for NAME CHECK PIDFILE LOGFILE
-wait_for() {
-	local name=$1 check=$2 pidfile=$3 logfile=$4 deadline=$((SECONDS + TIMEOUT))
-	until "$check"; do
-		if ! pid_alive "$pidfile" "$BIN/" >/dev/null; then
-			log "$name exited during start; last lines of $(rel "$logfile"):"
-			tail_log "$logfile"
-			exit 1
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			log "$name not healthy after ${TIMEOUT}s; last lines of $(rel "$logfile"):"
-			tail_log "$logfile"
-			exit 1
-		fi
-		sleep 0.25
-	done
-}
 
 cmd_up() {
 	local t0=$SECONDS tools=(temporal mailpit)
