@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,38 +47,12 @@ func (h *Harness) idle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logFile := filepath.Join(h.cfg.DataDir, "log", "idle-worker.log")
-	_ = os.MkdirAll(filepath.Dir(logFile), 0o755)
-	lf, err := os.Create(logFile)
+	pid, stop, err := h.startWorkerProcess(env, "idle-worker")
 	if err != nil {
 		return err
 	}
-	defer lf.Close()
-	cmd := exec.Command(h.cfg.WorkerBin)
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", h.cfg.WorkerBin, err)
-	}
-	pid := cmd.Process.Pid
-	pidFile := filepath.Join(h.cfg.DataDir, "run", "idle-worker.pid")
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o644); err == nil {
-		cpuPIDFiles["worker"] = pidFile
-		defer delete(cpuPIDFiles, "worker")
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(40 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
+	defer stop()
+	logFile := filepath.Join(h.cfg.DataDir, "log", "idle-worker.log")
 	conn, err := pgx.Connect(ctx, db)
 	if err != nil {
 		return err
